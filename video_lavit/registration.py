@@ -11,3 +11,22 @@ def register_all():
 
 
 _REGISTRATIONS = []
+
+
+def _register_processing():
+    """AutoImageProcessor -> VideoLavitImageProcessor (PIL backend; the torchvision one does not exist).
+
+    AutoVideoProcessor cannot be registered without torchvision (its register raises ImportError), so the video
+    processor is loaded by VideoLavitProcessor directly.
+    """
+    from transformers import AutoImageProcessor
+
+    from .modeling.configuration_visual_tokenizer import VideoLavitVisualTokenizerConfig
+    from .processing.image_processing_video_lavit import VideoLavitImageProcessor
+
+    AutoImageProcessor.register(
+        VideoLavitVisualTokenizerConfig, image_processor_classes={"pil": VideoLavitImageProcessor}, exist_ok=True
+    )
+
+
+_REGISTRATIONS.append(_register_processing)
