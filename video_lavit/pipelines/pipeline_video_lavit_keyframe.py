@@ -1,0 +1,309 @@
+"""Keyframe detokenizer: visual codes (or the LLM's image token ids) -> keyframe image.
+
+Codes are decoded by `VideoLavitKeyframeDecoder` into SDXL conditioning, then an SDXL-layout
+`UNet2DConditionModel` denoises latents with classifier-free guidance against an all-zero condition, and
+`AutoencoderKL` decodes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    DDIMScheduler,
+    DiffusionPipeline,
+    EulerAncestralDiscreteScheduler,
+    UNet2DConditionModel,
+)
+from diffusers.image_processor import VaeImageProcessor
+from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+from ..modeling.modeling_keyframe_decoder import VideoLavitKeyframeDecoder
+
+# The released UNet's down/up-sampling needs spatial sizes divisible by 64 pixels.
+SIZE_MULTIPLE = 64
+
+
+def _as_sequences(tokens, name: str) -> list[torch.Tensor]:
+    """A single 1-D sequence, a 2-D tensor (one row per image) or a list of sequences -> list of 1-D tensors."""
+    if isinstance(tokens, torch.Tensor):
+        if tokens.ndim == 1:
+            return [tokens]
+        if tokens.ndim == 2:
+            return list(tokens)
+        raise ValueError(f"{name} must be 1-D (one image) or 2-D (one row per image), got shape {tuple(tokens.shape)}")
+    if not isinstance(tokens, (list, tuple)):
+        raise TypeError(f"{name} must be a tensor or a list of sequences, got {type(tokens).__name__}")
+    if not tokens:
+        raise ValueError(f"{name} is an empty list; give at least one image")
+    if all(isinstance(t, int) for t in tokens):
+        return [torch.tensor(tokens, dtype=torch.long)]
+    sequences = [torch.as_tensor(t) for t in tokens]
+    for i, seq in enumerate(sequences):
+        if seq.ndim != 1:
+            raise ValueError(f"{name}[{i}] must be 1-D, got shape {tuple(seq.shape)}")
+    return sequences
+
+
+def image_token_ids_to_codes(
+    image_token_ids,
+    codebook_size: int,
+    visual_token_offset: int = 32002,
+    image_start_token_id: int = 32000,
+    image_end_token_id: int = 32001,
+) -> list[torch.LongTensor]:
+    """LLM ids of each image (`[IMG] c_1 ... c_K [/IMG]`, the markers optional) -> visual codes `[K]`.
+
+    The `[IMG]`/`[/IMG]` markers are removed and `visual_token_offset` is subtracted. Any other id outside
+    `[visual_token_offset, visual_token_offset + codebook_size)` raises `ValueError` (the original silently
+    dropped text ids and crashed on motion ids).
+    """
+    codes = []
+    for i, ids in enumerate(_as_sequences(image_token_ids, "image_token_ids")):
+        if ids.is_floating_point():
+            raise TypeError(f"image_token_ids[{i}] must hold integers, got dtype {ids.dtype}")
+        ids = ids[(ids != image_start_token_id) & (ids != image_end_token_id)].long()
+        bad = ids[(ids < visual_token_offset) | (ids >= visual_token_offset + codebook_size)]
+        if bad.numel():
+            raise ValueError(
+                f"image_token_ids[{i}] holds ids outside the visual range [{visual_token_offset}, "
+                f"{visual_token_offset + codebook_size}) besides {image_start_token_id}/{image_end_token_id}: "
+                f"{bad[:8].tolist()}"
+            )
+        codes.append(ids - visual_token_offset)
+    return codes
+
+
+class VideoLavitKeyframePipeline(DiffusionPipeline):
+    r"""
+    Keyframe (image) detokenizer of Video-LaVIT.
+
+    Args:
+        keyframe_decoder ([`VideoLavitKeyframeDecoder`]): codes -> `prompt_embeds` / `pooled_prompt_embeds`.
+        unet ([`UNet2DConditionModel`]): SDXL layout, `addition_embed_type="text_time"`.
+        vae ([`AutoencoderKL`]): the SDXL VAE.
+        scheduler ([`DDIMScheduler`] or [`EulerAncestralDiscreteScheduler`]): as shipped in the checkpoint.
+        visual_token_offset (`int`, defaults to 32002): LLM id of visual code 0.
+        image_start_token_id / image_end_token_id (`int`, defaults to 32000 / 32001): `[IMG]` / `[/IMG]`.
+    """
+
+    model_cpu_offload_seq = "keyframe_decoder->unet->vae"
+    _callback_tensor_inputs = ["latents", "prompt_embeds", "add_text_embeds", "add_time_ids"]
+
+    def __init__(
+        self,
+        keyframe_decoder: VideoLavitKeyframeDecoder,
+        unet: UNet2DConditionModel,
+        vae: AutoencoderKL,
+        scheduler: DDIMScheduler | EulerAncestralDiscreteScheduler,
+        visual_token_offset: int = 32002,
+        image_start_token_id: int = 32000,
+        image_end_token_id: int = 32001,
+    ):
+        super().__init__()
+        self.register_modules(keyframe_decoder=keyframe_decoder, unet=unet, vae=vae, scheduler=scheduler)
+        self.register_to_config(
+            visual_token_offset=visual_token_offset,
+            image_start_token_id=image_start_token_id,
+            image_end_token_id=image_end_token_id,
+        )
+        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1) if vae is not None else 8
+        self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
+
+    # ----------------------------------------------------------------------------------------------------------
+
+    def check_inputs(self, codes, image_token_ids, prompt_embeds, pooled_prompt_embeds, height, width,
+                     num_inference_steps, output_type, callback_on_step_end_tensor_inputs):
+        given = [name for name, value in (("codes", codes), ("image_token_ids", image_token_ids),
+                                          ("prompt_embeds", prompt_embeds)) if value is not None]
+        if len(given) != 1:
+            raise ValueError(f"pass exactly one of `codes`, `image_token_ids` or `prompt_embeds`, got {given or 'none'}")
+        if (prompt_embeds is None) != (pooled_prompt_embeds is None):
+            raise ValueError("`prompt_embeds` and `pooled_prompt_embeds` must be given together")
+        if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE or height <= 0 or width <= 0:
+            raise ValueError(f"height and width must be positive multiples of {SIZE_MULTIPLE}, got {height}x{width}")
+        if num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
+        if output_type not in ("pil", "np", "pt", "latent"):
+            raise ValueError(f"output_type must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}")
+        unknown = [k for k in callback_on_step_end_tensor_inputs if k not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(f"callback tensor inputs {unknown} are not among {self._callback_tensor_inputs}")
+
+    def encode_codes(self, codes, device: torch.device, num_images_per_prompt: int = 1):
+        """Codes -> (`prompt_embeds` `[B*n, Q, C]`, `pooled_prompt_embeds` `[B*n, P]`) on `device`."""
+        out = self.keyframe_decoder(codes=_as_sequences(codes, "codes"))
+        prompt_embeds = out.prompt_embeds.repeat_interleave(num_images_per_prompt, dim=0).to(device)
+        pooled = out.pooled_prompt_embeds.repeat_interleave(num_images_per_prompt, dim=0).to(device)
+        return prompt_embeds, pooled
+
+    def prepare_latents(self, batch_size, height, width, dtype, device, generator, latents=None):
+        shape = (batch_size, self.unet.config.in_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
+        if isinstance(generator, list) and len(generator) != batch_size:
+            raise ValueError(f"got {len(generator)} generators for a batch of {batch_size} images")
+        if latents is None:
+            # Drawn on the CPU as the original does, so a seed gives the same image on every device.
+            latents = randn_tensor(shape, generator=generator, device=torch.device("cpu"), dtype=torch.float32)
+            latents = latents.to(device=device, dtype=dtype) * self.scheduler.init_noise_sigma
+        elif tuple(latents.shape) != shape:
+            raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
+        else:
+            latents = latents.to(device=device, dtype=dtype)
+        return latents
+
+    @staticmethod
+    def _get_add_time_ids(original_size, crops_coords_top_left, target_size, dtype):
+        return torch.tensor([list(original_size) + list(crops_coords_top_left) + list(target_size)], dtype=dtype)
+
+    def upcast_vae(self):
+        self.vae.to(dtype=torch.float32)
+
+    @property
+    def guidance_scale(self):
+        return self._guidance_scale
+
+    @property
+    def do_classifier_free_guidance(self):
+        return self._guidance_scale > 1.0
+
+    @property
+    def num_timesteps(self):
+        return self._num_timesteps
+
+    # ----------------------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        codes: torch.LongTensor | Sequence | None = None,
+        image_token_ids: torch.LongTensor | Sequence | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_inference_steps: int = 50,
+        guidance_scale: float = 3.0,
+        num_images_per_prompt: int = 1,
+        original_size: tuple[int, int] | None = None,
+        crops_coords_top_left: tuple[int, int] = (0, 0),
+        target_size: tuple[int, int] | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.FloatTensor | None = None,
+        prompt_embeds: torch.FloatTensor | None = None,
+        pooled_prompt_embeds: torch.FloatTensor | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        callback_on_step_end: Callable[[Any, int, torch.Tensor, dict], dict] | None = None,
+        callback_on_step_end_tensor_inputs: list[str] = ["latents"],
+    ):
+        r"""
+        Args:
+            codes (`list[torch.LongTensor]` of shapes `[K_i]`, a `LongTensor` `[K]` or `[B, K]`, or lists of ints):
+                visual codes in `[0, codebook_size)`, one sequence per image (1 to 256 codes).
+            image_token_ids (same forms): the LLM's ids for each image instead of codes - codes shifted by
+                `visual_token_offset` (32002), optionally wrapped in `[IMG]` (32000) / `[/IMG]` (32001).
+            height, width (`int`, defaults to the UNet's sample size x 8, 1024): multiples of 64. The paper's
+                video keyframes use 576x1024 (height x width).
+            num_inference_steps (`int`, defaults to 50), guidance_scale (`float`, defaults to 3.0; the original
+                notebooks use 7.0): classifier-free guidance against all-zero embeddings; off when <= 1.
+            original_size, crops_coords_top_left, target_size: SDXL micro-conditioning, defaults
+                `(height, width)`, `(0, 0)`, `(height, width)`.
+            generator: makes the initial noise (and ancestral steps) reproducible.
+            latents (`[B*n, 4, height/8, width/8]`): start from these (already scaled) latents instead of noise.
+            prompt_embeds / pooled_prompt_embeds: skip the keyframe decoder.
+            output_type (`"pil"`, `"np"`, `"pt"` or `"latent"`).
+            callback_on_step_end: `fn(pipe, step, timestep, tensors) -> dict` called after every step.
+
+        Returns:
+            [`ImagePipelineOutput`] with `images` (a list of PIL images, `np.ndarray [B, H, W, 3]` or
+            `torch.Tensor [B, 3, H, W]` in [0, 1]).
+        """
+        # 0. Default size: the UNet's native resolution
+        height = height or self.unet.config.sample_size * self.vae_scale_factor
+        width = width or self.unet.config.sample_size * self.vae_scale_factor
+
+        # 1. Check inputs
+        self.check_inputs(codes, image_token_ids, prompt_embeds, pooled_prompt_embeds, height, width,
+                          num_inference_steps, output_type, callback_on_step_end_tensor_inputs)
+        self._guidance_scale = guidance_scale
+        device = self._execution_device
+
+        # 2. Visual codes -> SDXL conditioning; the negative condition is all zeros, as trained
+        if image_token_ids is not None:
+            codes = image_token_ids_to_codes(
+                image_token_ids, self.keyframe_decoder.config.codebook_size, self.config.visual_token_offset,
+                self.config.image_start_token_id, self.config.image_end_token_id,
+            )
+        if codes is not None:
+            prompt_embeds, pooled_prompt_embeds = self.encode_codes(codes, device, num_images_per_prompt)
+        else:
+            prompt_embeds = prompt_embeds.repeat_interleave(num_images_per_prompt, dim=0).to(device)
+            pooled_prompt_embeds = pooled_prompt_embeds.repeat_interleave(num_images_per_prompt, dim=0).to(device)
+        batch_size = prompt_embeds.shape[0]
+        prompt_embeds = prompt_embeds.to(self.unet.dtype)
+        add_text_embeds = pooled_prompt_embeds.to(self.unet.dtype)
+
+        # 3. Timesteps
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+
+        # 4. Initial latents
+        latents = self.prepare_latents(batch_size, height, width, prompt_embeds.dtype, device, generator, latents)
+
+        # 5. SDXL added time ids: (original h, w, crop top, left, target h, w)
+        original_size = original_size or (height, width)
+        target_size = target_size or (height, width)
+        add_time_ids = self._get_add_time_ids(original_size, crops_coords_top_left, target_size, prompt_embeds.dtype)
+        add_time_ids = add_time_ids.to(device).repeat(batch_size, 1)
+        if self.do_classifier_free_guidance:
+            prompt_embeds = torch.cat([torch.zeros_like(prompt_embeds), prompt_embeds])
+            add_text_embeds = torch.cat([torch.zeros_like(add_text_embeds), add_text_embeds])
+            add_time_ids = torch.cat([add_time_ids, add_time_ids])
+
+        # 6. Denoising loop
+        self._num_timesteps = len(timesteps)
+        with self.progress_bar(total=len(timesteps)) as progress_bar:
+            for i, t in enumerate(timesteps):
+                latent_model_input = torch.cat([latents] * 2) if self.do_classifier_free_guidance else latents
+                latent_model_input = self.scheduler.scale_model_input(latent_model_input, t)
+                noise_pred = self.unet(
+                    latent_model_input,
+                    t,
+                    encoder_hidden_states=prompt_embeds,
+                    added_cond_kwargs={"text_embeds": add_text_embeds, "time_ids": add_time_ids},
+                    return_dict=False,
+                )[0]
+                if self.do_classifier_free_guidance:
+                    noise_pred_uncond, noise_pred_cond = noise_pred.chunk(2)
+                    noise_pred = noise_pred_uncond + guidance_scale * (noise_pred_cond - noise_pred_uncond)
+                latents = self.scheduler.step(noise_pred, t, latents, generator=generator, return_dict=False)[0]
+
+                if callback_on_step_end is not None:
+                    callback_kwargs = {}
+                    for k in callback_on_step_end_tensor_inputs:
+                        callback_kwargs[k] = locals()[k]
+                    callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
+                    latents = callback_outputs.pop("latents", latents)
+                    prompt_embeds = callback_outputs.pop("prompt_embeds", prompt_embeds)
+                    add_text_embeds = callback_outputs.pop("add_text_embeds", add_text_embeds)
+                    add_time_ids = callback_outputs.pop("add_time_ids", add_time_ids)
+                progress_bar.update()
+
+        # 7. Decode; an fp16 SDXL VAE overflows, so it runs in float32 when its config asks for it
+        if output_type == "latent":
+            image = latents
+        else:
+            needs_upcasting = self.vae.dtype == torch.float16 and self.vae.config.force_upcast
+            if needs_upcasting:
+                self.upcast_vae()
+            latents = latents.to(self.vae.dtype)
+            image = self.vae.decode(latents / self.vae.config.scaling_factor, return_dict=False)[0]
+            if needs_upcasting:
+                self.vae.to(dtype=torch.float16)
+            image = self.image_processor.postprocess(image.float(), output_type=output_type)
+
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (image,)
+        return ImagePipelineOutput(images=image)
