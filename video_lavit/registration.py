@@ -30,3 +30,17 @@ def _register_processing():
 
 
 _REGISTRATIONS.append(_register_processing)
+
+
+def _register_visual_tokenizer():
+    """AutoConfig / AutoModel -> VideoLavitVisualTokenizerConfig / VideoLavitVisualTokenizer."""
+    from transformers import AutoConfig, AutoModel
+
+    from .modeling.configuration_visual_tokenizer import VideoLavitVisualTokenizerConfig
+    from .modeling.modeling_visual_tokenizer import VideoLavitVisualTokenizer
+
+    AutoConfig.register(VideoLavitVisualTokenizerConfig.model_type, VideoLavitVisualTokenizerConfig, exist_ok=True)
+    AutoModel.register(VideoLavitVisualTokenizerConfig, VideoLavitVisualTokenizer, exist_ok=True)
+
+
+_REGISTRATIONS.append(_register_visual_tokenizer)
