@@ -44,3 +44,17 @@ def _register_visual_tokenizer():
 
 
 _REGISTRATIONS.append(_register_visual_tokenizer)
+
+
+def _register_motion_tokenizer():
+    """AutoConfig / AutoModel -> VideoLavitMotionTokenizerConfig / VideoLavitMotionTokenizer."""
+    from transformers import AutoConfig, AutoModel
+
+    from .modeling.configuration_motion_tokenizer import VideoLavitMotionTokenizerConfig
+    from .modeling.modeling_motion_tokenizer import VideoLavitMotionTokenizer
+
+    AutoConfig.register(VideoLavitMotionTokenizerConfig.model_type, VideoLavitMotionTokenizerConfig, exist_ok=True)
+    AutoModel.register(VideoLavitMotionTokenizerConfig, VideoLavitMotionTokenizer, exist_ok=True)
+
+
+_REGISTRATIONS.append(_register_motion_tokenizer)

@@ -14,7 +14,13 @@ from pathlib import Path
 import torch
 
 from ...modeling.configuration_motion_tokenizer import VideoLavitMotionTokenizerConfig
-from ...modeling.modeling_motion_tokenizer import VideoLavitMotionTokenizer, motion_ids_to_llm_ids
+from ...modeling.modeling_motion_tokenizer import (
+    MOTION_END_TOKEN_ID,
+    MOTION_START_TOKEN_ID,
+    MOTION_TOKEN_OFFSET,
+    VideoLavitMotionTokenizer,
+    motion_ids_to_llm_ids,
+)
 from ..convert_motion_tokenizer import SFT_PREFIX, convert_motion_tokenizer_state_dict, expected_state_dict_shapes
 from .common import Comparison, Fixture, check_keys_cover, compare_by_spec
 
@@ -175,9 +181,9 @@ def check_motion_tokenizer(fixture: Fixture, media_dir: Path | None = None) -> l
             mapping = _fullsize(spec).get("llm_id_mapping", {}) or spec.get("fullsize", {}).get("llm_id_mapping", {})
             llm = motion_ids_to_llm_ids(
                 encoded.token_ids,
-                offset=mapping["motion_code_offset"],
-                start_token_id=mapping["motion_start_id"],
-                end_token_id=mapping["motion_end_id"],
+                offset=mapping.get("motion_code_offset", MOTION_TOKEN_OFFSET),
+                start_token_id=mapping.get("motion_start_id", MOTION_START_TOKEN_ID),
+                end_token_id=mapping.get("motion_end_id", MOTION_END_TOKEN_ID),
             )
             compare("output.llm_ids", llm)
     for hook in hooks:
