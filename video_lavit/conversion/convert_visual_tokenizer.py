@@ -18,7 +18,7 @@ on meta tensors (used by the released-key checks).
 Usage::
 
     python -m video_lavit.conversion.convert_visual_tokenizer CHECKPOINT_DIR OUTPUT_DIR [--dtype bfloat16]
-        [--merger-source tokenizer_encoder|language_model_sft]
+        [--merger-source tokenizer_encoder|language_model_sft] [--config CONFIG_JSON]
 """
 
 from __future__ import annotations
@@ -283,9 +283,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output_dir", type=Path)
     parser.add_argument("--merger-source", choices=["tokenizer_encoder", "language_model_sft"], default="tokenizer_encoder")
     parser.add_argument("--dtype", choices=["bfloat16", "float32", "float16"], default="bfloat16")
+    parser.add_argument("--config", type=Path, help="config.json for non-released sizes (default: released config)")
     args = parser.parse_args(argv)
+    config = None
+    if args.config is not None:
+        from ..modeling.configuration_visual_tokenizer import VideoLavitVisualTokenizerConfig
+
+        config = VideoLavitVisualTokenizerConfig.from_json_file(str(args.config))
     state_dict = convert_checkpoint(args.checkpoint_dir, args.merger_source)
-    save_converted(state_dict, args.output_dir, dtype=getattr(torch, args.dtype))
+    save_converted(state_dict, args.output_dir, config=config, dtype=getattr(torch, args.dtype))
     print(f"wrote {len(state_dict)} tensors to {args.output_dir}")
     return 0
 
