@@ -347,10 +347,12 @@ class VideoLavitVideoTokenGenerationMixin:
         if input_ids is None:
             return []
         if isinstance(input_ids, (list, tuple)):
-            prompts = [torch.as_tensor(p, dtype=torch.long) for p in input_ids]
+            prompts = [torch.as_tensor(p) for p in input_ids]
             for i, p in enumerate(prompts):
                 if p.dim() != 1:
                     raise ValueError(f"prompt {i} must be 1-D, got shape {tuple(p.shape)}")
+                if p.dtype.is_floating_point or p.dtype == torch.bool:
+                    raise TypeError(f"prompt {i} must hold integer ids, got {p.dtype}")
             if attention_mask is not None:
                 raise ValueError("attention_mask is only accepted with a padded `input_ids` tensor, not with a list")
         else:
@@ -363,10 +365,11 @@ class VideoLavitVideoTokenGenerationMixin:
                 raise ValueError(
                     f"attention_mask shape {tuple(attention_mask.shape)} != input_ids shape {tuple(input_ids.shape)}"
                 )
-            prompts = [row[mask.bool()] for row, mask in zip(input_ids.long(), attention_mask)]
+            prompts = [row[mask.bool()] for row, mask in zip(input_ids, attention_mask)]
+        if not isinstance(input_ids, (list, tuple)) and (input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool):
+            raise TypeError(f"input_ids must hold integer ids, got {input_ids.dtype}")
+        prompts = [p.long() for p in prompts]
         for i, p in enumerate(prompts):
-            if p.dtype.is_floating_point:
-                raise TypeError(f"prompt {i} must hold integer ids, got {p.dtype}")
             if p.numel() and (p.min() < 0 or p.max() >= layout.vocab_size):
                 raise ValueError(
                     f"prompt {i} holds ids outside [0, {layout.vocab_size}): min {int(p.min())}, max {int(p.max())}"
