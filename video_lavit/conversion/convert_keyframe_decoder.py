@@ -125,15 +125,19 @@ def config_from_original_state_dict(
     )
 
 
-def load_original_keyframe_decoder(checkpoint_dir: str | Path, dtype: torch.dtype | None = None) -> VideoLavitKeyframeDecoder:
-    """Build our decoder from the two original `.bin` files of a released checkpoint folder."""
+def load_original_keyframe_decoder(
+    checkpoint_dir: str | Path, dtype: torch.dtype | None = None, num_attention_heads: int = 16,
+    pooler_num_heads: int | None = None,
+) -> VideoLavitKeyframeDecoder:
+    """Build our decoder from the two original `.bin` files of a checkpoint folder (head counts: released 16)."""
     checkpoint_dir = Path(checkpoint_dir)
     original = torch.load(checkpoint_dir / DECODER_FILE, map_location="cpu", weights_only=True)
     tokenizer = torch.load(checkpoint_dir / TOKENIZER_FILE, map_location="cpu", weights_only=True)
     if CODEBOOK_KEY not in tokenizer:
         raise ValueError(f"{checkpoint_dir / TOKENIZER_FILE} has no {CODEBOOK_KEY!r}")
     codebook = tokenizer[CODEBOOK_KEY]
-    model = VideoLavitKeyframeDecoder(**config_from_original_state_dict(original, codebook))
+    config = config_from_original_state_dict(original, codebook, num_attention_heads, pooler_num_heads)
+    model = VideoLavitKeyframeDecoder(**config)
     load_converted_state_dict(model, convert_keyframe_decoder_state_dict(original, codebook))
     return model.to(dtype) if dtype is not None else model
 
@@ -154,11 +158,13 @@ def load_original_image_detokenizer(checkpoint_dir: str | Path, dtype: torch.dty
     return unet, vae, scheduler
 
 
-def convert_keyframe_pipeline(checkpoint_dir: str | Path, output_dir: str | Path, dtype: torch.dtype | None = None):
+def convert_keyframe_pipeline(
+    checkpoint_dir: str | Path, output_dir: str | Path, dtype: torch.dtype | None = None, num_attention_heads: int = 16
+):
     """Write a `VideoLavitKeyframePipeline` (safetensors) to `output_dir` and return it."""
     from ..pipelines.pipeline_video_lavit_keyframe import VideoLavitKeyframePipeline
 
-    decoder = load_original_keyframe_decoder(checkpoint_dir, dtype)
+    decoder = load_original_keyframe_decoder(checkpoint_dir, dtype, num_attention_heads)
     unet, vae, scheduler = load_original_image_detokenizer(checkpoint_dir, dtype)
     pipe = VideoLavitKeyframePipeline(keyframe_decoder=decoder, unet=unet, vae=vae, scheduler=scheduler)
     pipe.save_pretrained(output_dir, safe_serialization=True)
