@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .common import Comparison, Fixture, compare_by_spec
@@ -18,3 +20,113 @@ def check_preprocess_image(fixture: Fixture, media_dir: Path | None) -> list[Com
     processor = VideoLavitImageProcessor(size=size)
     ours = processor(io["input.image_rgb"].numpy(), return_tensors="pt")["pixel_values"][0]
     return [compare_by_spec("pixel_values", ours, io["output.pixel_values"], spec)]
+
+
+def _video_processor(fixture: Fixture, mode: str):
+    from ...processing.video_processing_video_lavit import VideoLavitVideoProcessor
+
+    spec = fixture.spec
+    threads = int(spec["reencode"]["encoder_threads_pinned"])
+    return VideoLavitVideoProcessor(mode=mode, encoder_threads=threads)
+
+
+def _frame_type_codes(frame_types: str) -> torch.Tensor:
+    return torch.tensor([ord(c) for c in frame_types], dtype=torch.uint8)
+
+
+def _mv_table(video: Path, fps: float, threads: int) -> torch.Tensor:
+    import numpy as np
+
+    from ...processing.motion_vectors import ReencodeSettings, motion_vector_table, reencode_video
+
+    rows = []
+    for item in reencode_video(video, ReencodeSettings(fps=fps, encoder_threads=threads)):
+        table = motion_vector_table(item.motion_vectors)
+        rows.append(np.concatenate([np.full((len(table), 1), item.index, dtype=np.int32), table], axis=1))
+    return torch.from_numpy(np.concatenate(rows).astype(np.int64))
+
+
+def check_preprocess_video(fixture: Fixture, media_dir: Path | None) -> list[Comparison]:
+    """Understanding path: frame types, keyframes, pooled motion, both resize variants, keyframe pixels, MVs."""
+    spec, io_spec = fixture.spec, fixture.spec["io"]
+    video = fixture.find_media(spec["input"]["video"], media_dir)
+    io = fixture.tensors()
+    functions = " ".join(spec["original"]["functions"])
+    fps = _parse_number(spec["reencode"]["original_command"], "fps=")
+    max_clips = int(_parse_number(functions, "max_clips=", default=16))
+    _, _, frames_per_clip, motion_h, motion_w = io_spec["output.motion_tv_antialias_false"]["shape"]
+    image_size = int(io_spec["output.visual"]["shape"][-1])
+    std = [s * 10 for s in spec["normalisation"]["mv_std_used"]]  # the fixture records std / 10
+    processor = _video_processor(fixture, "understanding")
+    options = dict(
+        target_fps=fps, max_clips=max_clips, frames_per_clip=frames_per_clip, motion_std=std,
+        motion_size={"height": motion_h, "width": motion_w}, size={"height": image_size, "width": image_size},
+    )
+    results = []
+    data = processor.extract(video, **options)
+    results.append(compare_by_spec("frame_types", _frame_type_codes(data.frame_types), io["output.frame_types"],
+                                   io_spec["output.frame_types"]))
+    results.append(compare_by_spec("keyframe_indices", torch.tensor(data.clip_starts), io["output.keyframe_indices"],
+                                   io_spec["output.keyframe_indices"]))
+    if len(data.clip_starts) != len(io["output.keyframe_indices"]):
+        return results
+    results.append(compare_by_spec("keyframes_rgb", torch.from_numpy(np.stack(data.keyframes)),
+                                   io["output.keyframes_rgb"], io_spec["output.keyframes_rgb"]))
+    results.append(compare_by_spec("motion_pooled", torch.stack(data.pooled), io["intermediate.motion_pooled"],
+                                   io_spec["intermediate.motion_pooled"]))
+    for antialias in (False, True):
+        key = f"output.motion_tv_antialias_{str(antialias).lower()}"
+        batch = processor(str(video), return_tensors="pt", motion_antialias=antialias, **options)
+        results.append(compare_by_spec(key, batch["motion_vectors"], io[key], io_spec[key]))
+    results.append(compare_by_spec("clips_per_video", batch["clips_per_video"],
+                                   torch.tensor([len(io["output.keyframe_indices"])]), {"compare": "exact"}))
+    visual_file = spec["files"].get("visual")
+    visual = fixture.tensors(visual_file)["output.visual"] if visual_file else io["output.visual"]
+    results.append(compare_by_spec("visual", batch["pixel_values"], visual, io_spec["output.visual"]))
+    mvs_file = spec["files"].get("mvs")
+    reference_table = fixture.tensors(mvs_file)["intermediate.mv_table"] if mvs_file else io["intermediate.mv_table"]
+    threads = int(spec["reencode"]["encoder_threads_pinned"])
+    results.append(compare_by_spec("mv_table", _mv_table(video, fps, threads), reference_table.long(),
+                                   io_spec["intermediate.mv_table"]))
+    return results
+
+
+def check_preprocess_video_recon(fixture: Fixture, media_dir: Path | None) -> list[Comparison]:
+    """Reconstruction path: fps 12, plain std, grid H/8 x W/8, seeded clip start, keyframe resize."""
+    spec, io_spec = fixture.spec, fixture.spec["io"]
+    video = fixture.find_media(spec["input"]["video"], media_dir)
+    io = fixture.tensors()
+    fps = _parse_number(spec["reencode"]["original_command"], "fps=")
+    channels, frames_per_clip, motion_h, motion_w = io_spec["output.motion_tv_antialias_false"]["shape"]
+    key_h, key_w = io_spec["output.keyframe_resized_rgb"]["shape"][:2]
+    downsample = key_w // motion_w
+    processor = _video_processor(fixture, "reconstruction")
+    options = dict(
+        reconstruction_fps=fps, frames_per_clip=frames_per_clip, reconstruction_motion_downsample=downsample,
+        reconstruction_size={"height": key_h, "width": key_w},
+    )
+    seed = int(spec["selection"]["seed"])
+    results = []
+    data = processor.extract(video, seed=seed, **options)
+    results.append(compare_by_spec("frame_types", _frame_type_codes(data.frame_types), io["output.frame_types"],
+                                   io_spec["output.frame_types"]))
+    results.append(compare_by_spec("clip_start", torch.tensor(data.clip_starts[0]), io["output.clip_start"],
+                                   io_spec["output.clip_start"]))
+    for antialias in (False, True):
+        key = f"output.motion_tv_antialias_{str(antialias).lower()}"
+        batch = processor(str(video), seed=seed, return_tensors="pt", motion_antialias=antialias, **options)
+        results.append(compare_by_spec(key, batch["motion_vectors"][0], io[key], io_spec[key]))
+    keyframe = ((batch["pixel_values"][0] + 1) / 2 * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0)
+    results.append(compare_by_spec("keyframe_resized_rgb", keyframe, io["output.keyframe_resized_rgb"],
+                                   io_spec["output.keyframe_resized_rgb"]))
+    return results
+
+
+def _parse_number(text: str, key: str, default: float | None = None) -> float:
+    """First number after ``key`` in the fixture's description of the original call."""
+    match = re.search(re.escape(key) + r"\s*([0-9.]+)", text)
+    if match is None:
+        if default is not None:
+            return default
+        raise ValueError(f"the fixture does not state {key!r}: {text}")
+    return float(match.group(1))
