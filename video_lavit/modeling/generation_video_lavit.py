@@ -545,6 +545,7 @@ class VideoLavitVideoTokenGenerationMixin:
         pad_motion_tokens: bool = True,
         batched_cfg: bool = True,
         show_progress: bool = True,
+        token_layout: VideoLavitTokenLayout | None = None,
     ) -> VideoTokenGenerationOutput:
         """Keyframe + motion token generation, clip after clip (text-to-video, image-to-video, long video).
 
@@ -566,11 +567,12 @@ class VideoLavitVideoTokenGenerationMixin:
             pad_motion_tokens: prune/pad each clip's motion ids to exactly ``motion_tokens_per_clip`` as the
                 original (counts are reported in ``motion_token_counts``); ``False`` raises instead.
             generator: a `torch.Generator` making every sampled stage reproducible.
+            token_layout: overrides the layout read from ``self.config`` (e.g. another clip length).
 
         Returns:
             :class:`VideoTokenGenerationOutput`.
         """
-        layout = self.token_layout
+        layout = token_layout or self.token_layout
         if not isinstance(num_clips, int) or num_clips < 1:
             raise ValueError(f"num_clips must be a positive int, got {num_clips!r}")
         max_image, max_motion = _per_stage(max_new_tokens, "max_new_tokens")

@@ -19,42 +19,29 @@ from pathlib import Path
 
 import torch
 
-from ...modeling.generation_video_lavit import ScoreRecorder, VideoLavitTokenLayout
+from ...modeling.generation_video_lavit import (
+    ScoreRecorder,
+    VideoLavitTokenLayout,
+    VideoLavitVideoTokenGenerationMixin,
+)
 from .common import Comparison, Fixture, compare_tensors
 
-_LLAMA_KEYS = (
-    "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-    "num_key_value_heads", "hidden_act", "max_position_embeddings", "rms_norm_eps", "rope_theta",
-    "tie_word_embeddings", "bos_token_id", "eos_token_id",
-)
+def build_generation_model(spec: dict, llama_config: dict, state_dict: dict):
+    """Our ``VideoLavitForConditionalGeneration`` at the fixture's size, with the fixture's original LLaMA weights
+    loaded through the language-model conversion (the tokenizers are not used by token generation)."""
+    from ...modeling.modeling_video_lavit import VideoLavitForConditionalGeneration
+    from ..convert_language_model import convert_language_model_state_dict, load_language_model_weights
+    from .llm import config_from_fixture
 
-
-def build_generation_model(llama_config: dict, layout: VideoLavitTokenLayout, state_dict: dict):
-    """A ``LlamaForCausalLM`` carrying the token-generation mixin, with the fixture's original weights."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from ...modeling.generation_video_lavit import VideoLavitVideoTokenGenerationMixin
-
-    class _ParityLlama(VideoLavitVideoTokenGenerationMixin, LlamaForCausalLM):
-        pass
-
-    kwargs = {k: llama_config[k] for k in _LLAMA_KEYS if k in llama_config}
-    config = LlamaConfig(
-        **kwargs,
-        image_start_token_id=layout.image_start_token_id,
-        image_end_token_id=layout.image_end_token_id,
-        visual_token_offset=layout.visual_token_offset,
-        visual_vocab_size=layout.visual_vocab_size,
-        motion_start_token_id=layout.motion_start_token_id,
-        motion_end_token_id=layout.motion_end_token_id,
-        motion_token_offset=layout.motion_token_offset,
-        motion_vocab_size=layout.motion_vocab_size,
-        num_motion_tokens=layout.motion_tokens_per_clip,
-    )
+    model_class = VideoLavitForConditionalGeneration
+    if not issubclass(model_class, VideoLavitVideoTokenGenerationMixin):
+        model_class = type("VideoLavitForConditionalGeneration", (VideoLavitVideoTokenGenerationMixin, model_class), {})
+    config = config_from_fixture({**spec, "llama_config": llama_config})
     config._attn_implementation = "sdpa"
-    model = _ParityLlama(config)
-    model.load_state_dict(state_dict, strict=True)
-    return model.eval()
+    torch.manual_seed(0)
+    model = model_class(config).eval()
+    load_language_model_weights(model, convert_language_model_state_dict(state_dict))
+    return model
 
 
 def _layout(token_layout: dict, motion_tokens_per_clip: int, vocab_size: int) -> VideoLavitTokenLayout:
@@ -198,6 +185,7 @@ def _check_mode(fixture, model, layout, io, prefix, settings, do_sample_image, s
         temperature=settings["temperature"],
         max_new_tokens=(settings["image_max_new_tokens"], settings["motion_max_new_tokens"]),
         min_new_tokens=(settings["image_min_new_tokens"], settings["motion_min_new_tokens"]), show_progress=False,
+        token_layout=layout,
     )
     key = f"{prefix}video_decoding.motion_tokens_prune"
     if key in io:
@@ -218,7 +206,7 @@ def check_llm_t2v(fixture: Fixture, media_dir: Path | None) -> list[Comparison]:
     io = fixture.tensors()
     llama_config = _llama_config(fixture)
     layout = _layout(spec["token_layout"], settings["motion_token_length"], llama_config["vocab_size"])
-    model = build_generation_model(llama_config, layout, fixture.weights(_llama_weights_file(fixture)))
+    model = build_generation_model(spec, llama_config, fixture.weights(_llama_weights_file(fixture)))
 
     def full_scores(name, scores, io, tol):
         key = f"{name}.scores"
@@ -261,7 +249,7 @@ def check_llm_t2v_fullvocab(fixture: Fixture, media_dir: Path | None) -> list[Co
     io = fixture.tensors()
     llama_config = spec["llama_config"]
     layout = _layout(spec["token_layout"], spec["token_layout"]["motion_tokens_per_clip"], llama_config["vocab_size"])
-    model = build_generation_model(llama_config, layout, fixture.weights(_llama_weights_file(fixture)))
+    model = build_generation_model(spec, llama_config, fixture.weights(_llama_weights_file(fixture)))
     k = io["output.image_stage.scores_top8_values"].shape[-1]
 
     def top_scores(name, scores, io, tol):
