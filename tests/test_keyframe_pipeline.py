@@ -231,3 +231,47 @@ def test_model_cpu_offload_matches():
     offloaded.enable_model_cpu_offload()
     np.testing.assert_allclose(run(offloaded, seed=7), expected, atol=1e-3)
     assert offloaded.unet.device.type == "cpu"
+
+
+def test_long_video_renoising_of_the_previous_frame(pipe):
+    frame = PIL.Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 72, 3), dtype=np.uint8))
+    steps = []
+    images = run(pipe, codes=CODES[:1], image=[frame], image_inverse_rate=0.5, num_inference_steps=4,
+                 callback_on_step_end=lambda p, i, t, k: steps.append(int(t)) or {})
+    pipe.scheduler.set_timesteps(4)
+    assert steps == pipe.scheduler.timesteps[2:].tolist()
+    assert images.shape == (1, 64, 64, 3)
+    again = run(pipe, codes=CODES[:1], image=[frame], image_inverse_rate=0.5, num_inference_steps=4)
+    np.testing.assert_array_equal(images, again)
+
+    # The start latents: bicubic resize, VAE posterior mode x scaling factor, forward noise at the start timestep.
+    t = pipe.scheduler.timesteps[2]
+    got = pipe.prepare_image_latents([frame], 64, 64, t, torch.float32, torch.device("cpu"), torch.Generator().manual_seed(1))
+    pixels = torch.from_numpy(np.asarray(frame.resize((64, 64), PIL.Image.BICUBIC), dtype=np.float32) / 255.0)
+    pixels = (pixels.permute(2, 0, 1)[None] - 0.5) / 0.5
+    with torch.no_grad():
+        clean = pipe.vae.encode(pixels).latent_dist.mode() * pipe.vae.config.scaling_factor
+    noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))
+    alpha = pipe.scheduler.alphas_cumprod[int(t)]
+    torch.testing.assert_close(got, alpha.sqrt() * clean + (1 - alpha).sqrt() * noise, atol=1e-5, rtol=1e-5)
+
+    with pytest.raises(ValueError, match="either `image`"):
+        pipe(codes=CODES[:1], image=[frame], latents=torch.zeros(1, 4, 8, 8))
+    with pytest.raises(ValueError, match=r"image_inverse_rate must be in \[0, 1\)"):
+        pipe(codes=CODES[:1], image=[frame], image_inverse_rate=1.0)
+    with pytest.raises(ValueError, match="got 1 images for 2 keyframes"):
+        pipe(codes=CODES, image=[frame], num_inference_steps=2)
+
+
+def test_fp16_vae_is_upcast_for_decoding():
+    components = tiny_components()
+    components["vae"] = components["vae"].to(torch.float16)
+    components["vae"].register_to_config(force_upcast=True)
+    pipeline = VideoLavitKeyframePipeline(**components)
+    pipeline.set_progress_bar_config(disable=True)
+    images = run(pipeline)
+    assert np.isfinite(images).all() and images.shape == (2, 64, 64, 3)
+    assert pipeline.vae.dtype == torch.float16  # restored after decoding
+    reference = VideoLavitKeyframePipeline(**tiny_components())
+    reference.set_progress_bar_config(disable=True)
+    np.testing.assert_allclose(images, run(reference), atol=1e-2)

@@ -111,12 +111,14 @@ class VideoLavitKeyframePipeline(DiffusionPipeline):
             image_end_token_id=image_end_token_id,
         )
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1) if vae is not None else 8
-        self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
+        # The original resizes the previous clip's last frame with PIL bicubic before re-noising it.
+        self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor, resample="bicubic")
 
     # ----------------------------------------------------------------------------------------------------------
 
     def check_inputs(self, codes, image_token_ids, prompt_embeds, pooled_prompt_embeds, height, width,
-                     num_inference_steps, output_type, callback_on_step_end_tensor_inputs):
+                     num_inference_steps, output_type, callback_on_step_end_tensor_inputs, image=None, latents=None,
+                     image_inverse_rate=0.85):
         given = [name for name, value in (("codes", codes), ("image_token_ids", image_token_ids),
                                           ("prompt_embeds", prompt_embeds)) if value is not None]
         if len(given) != 1:
@@ -127,6 +129,10 @@ class VideoLavitKeyframePipeline(DiffusionPipeline):
             raise ValueError(f"height and width must be positive multiples of {SIZE_MULTIPLE}, got {height}x{width}")
         if num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
+        if image is not None and latents is not None:
+            raise ValueError("pass either `image` (long-video re-noising) or `latents`, not both")
+        if not 0.0 <= image_inverse_rate < 1.0:
+            raise ValueError(f"image_inverse_rate must be in [0, 1), got {image_inverse_rate}")
         if output_type not in ("pil", "np", "pt", "latent"):
             raise ValueError(f"output_type must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}")
         unknown = [k for k in callback_on_step_end_tensor_inputs if k not in self._callback_tensor_inputs]
@@ -153,6 +159,23 @@ class VideoLavitKeyframePipeline(DiffusionPipeline):
         else:
             latents = latents.to(device=device, dtype=dtype)
         return latents
+
+    def prepare_image_latents(self, image, height, width, timestep, dtype, device, generator):
+        """Long-video re-noising: the previous clip's last frame -> VAE posterior mode x scaling factor, forward
+        noised to `timestep` with fresh Gaussian noise (the original's "noise constraint", SDEdit-like)."""
+        pixels = self.image_processor.preprocess(image, height=height, width=width)
+        needs_upcasting = self.vae.dtype == torch.float16 and self.vae.config.force_upcast
+        if needs_upcasting:
+            self.upcast_vae()
+        pixels = pixels.to(device=device, dtype=self.vae.dtype)
+        latents = self.vae.encode(pixels).latent_dist.mode() * self.vae.config.scaling_factor
+        if needs_upcasting:
+            self.vae.to(dtype=torch.float16)
+        noise = randn_tensor(latents.shape, generator=generator, device=torch.device("cpu"), dtype=torch.float32)
+        latents = self.scheduler.add_noise(latents.float(), noise.to(device), timestep.reshape(1).repeat(len(latents)))
+        # The original also multiplies by init_noise_sigma, which is 1 for DDIM and wrong for sigma-based
+        # schedulers (add_noise already applies sigma); it is left out.
+        return latents.to(dtype)
 
     @staticmethod
     def _get_add_time_ids(original_size, crops_coords_top_left, target_size, dtype):
@@ -192,6 +215,8 @@ class VideoLavitKeyframePipeline(DiffusionPipeline):
         latents: torch.FloatTensor | None = None,
         prompt_embeds: torch.FloatTensor | None = None,
         pooled_prompt_embeds: torch.FloatTensor | None = None,
+        image=None,
+        image_inverse_rate: float = 0.85,
         output_type: str = "pil",
         return_dict: bool = True,
         callback_on_step_end: Callable[[Any, int, torch.Tensor, dict], dict] | None = None,
@@ -212,6 +237,10 @@ class VideoLavitKeyframePipeline(DiffusionPipeline):
             generator: makes the initial noise (and ancestral steps) reproducible.
             latents (`[B*n, 4, height/8, width/8]`): start from these (already scaled) latents instead of noise.
             prompt_embeds / pooled_prompt_embeds: skip the keyframe decoder.
+            image (PIL image or list, one per generated image, *optional*): long-video decoding. The previous
+                clip's last frame is bicubic-resized, VAE-encoded and forward-noised to timestep
+                `timesteps[int(image_inverse_rate * num_inference_steps)]`; only the remaining steps run.
+            image_inverse_rate (`float`, defaults to 0.85; the long-video notebook uses 0.9): see `image`.
             output_type (`"pil"`, `"np"`, `"pt"` or `"latent"`).
             callback_on_step_end: `fn(pipe, step, timestep, tensors) -> dict` called after every step.
 
@@ -225,7 +254,8 @@ class VideoLavitKeyframePipeline(DiffusionPipeline):
 
         # 1. Check inputs
         self.check_inputs(codes, image_token_ids, prompt_embeds, pooled_prompt_embeds, height, width,
-                          num_inference_steps, output_type, callback_on_step_end_tensor_inputs)
+                          num_inference_steps, output_type, callback_on_step_end_tensor_inputs, image, latents,
+                          image_inverse_rate)
         self._guidance_scale = guidance_scale
         device = self._execution_device
 
@@ -244,12 +274,20 @@ class VideoLavitKeyframePipeline(DiffusionPipeline):
         prompt_embeds = prompt_embeds.to(self.unet.dtype)
         add_text_embeds = pooled_prompt_embeds.to(self.unet.dtype)
 
-        # 3. Timesteps
+        # 3. Timesteps; long-video re-noising starts part-way through the schedule
         self.scheduler.set_timesteps(num_inference_steps, device=device)
-        timesteps = self.scheduler.timesteps
+        start_step = int(image_inverse_rate * num_inference_steps) if image is not None else 0
+        timesteps = self.scheduler.timesteps[start_step:]
+        if hasattr(self.scheduler, "set_begin_index"):
+            self.scheduler.set_begin_index(start_step)
 
-        # 4. Initial latents
-        latents = self.prepare_latents(batch_size, height, width, prompt_embeds.dtype, device, generator, latents)
+        # 4. Initial latents: noise, given latents, or the re-noised previous frame
+        if image is not None:
+            latents = self.prepare_image_latents(image, height, width, timesteps[0], prompt_embeds.dtype, device, generator)
+            if latents.shape[0] != batch_size:
+                raise ValueError(f"got {latents.shape[0]} images for {batch_size} keyframes")
+        else:
+            latents = self.prepare_latents(batch_size, height, width, prompt_embeds.dtype, device, generator, latents)
 
         # 5. SDXL added time ids: (original h, w, crop top, left, target h, w)
         original_size = original_size or (height, width)
