@@ -26,6 +26,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPast
 from transformers.utils import ModelOutput, logging
 
 from .configuration_video_lavit import VideoLavitConfig
+from .generation_video_lavit import VideoLavitVideoTokenGenerationMixin
 from .modeling_motion_tokenizer import VideoLavitMotionTokenizer
 from .modeling_visual_tokenizer import VideoLavitVisualTokenizer
 
@@ -491,10 +492,11 @@ class VideoLavitModel(VideoLavitPreTrainedModel):
         )
 
 
-class VideoLavitForConditionalGeneration(VideoLavitPreTrainedModel, GenerationMixin):
+class VideoLavitForConditionalGeneration(VideoLavitPreTrainedModel, VideoLavitVideoTokenGenerationMixin, GenerationMixin):
     r"""
     Video-LaVIT with its language-model head: video/image question answering (`generate` with visual inputs),
-    training loss (`labels`), and the base for keyframe/motion token generation.
+    training loss (`labels`), and keyframe/motion token generation (`generate_image_tokens`,
+    `generate_video_tokens` from [`VideoLavitVideoTokenGenerationMixin`]).
     """
 
     _tied_weights_keys = {"lm_head.weight": "model.language_model.embed_tokens.weight"}
