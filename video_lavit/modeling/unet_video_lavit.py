@@ -25,6 +25,10 @@ import math
 import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import register_to_config
+
+# DiffusionPipeline.from_pretrained picks a component's loading method by looking the base class names up in the
+# component's own module, so ModelMixin must be importable from here.
+from diffusers.models.modeling_utils import ModelMixin  # noqa: F401
 from diffusers.models.transformers.transformer_temporal import (
     TransformerSpatioTemporalModel,
     TransformerTemporalModelOutput,
