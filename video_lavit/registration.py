@@ -60,6 +60,29 @@ def _register_motion_tokenizer():
 _REGISTRATIONS.append(_register_motion_tokenizer)
 
 
+def _register_video_lavit():
+    """AutoConfig / AutoModel / AutoModelForCausalLM / AutoModelForImageTextToText / AutoModelForMultimodalLM ->
+    VideoLavitConfig / VideoLavitModel / VideoLavitForConditionalGeneration."""
+    from transformers import (
+        AutoConfig,
+        AutoModel,
+        AutoModelForCausalLM,
+        AutoModelForImageTextToText,
+        AutoModelForMultimodalLM,
+    )
+
+    from .modeling.configuration_video_lavit import VideoLavitConfig
+    from .modeling.modeling_video_lavit import VideoLavitForConditionalGeneration, VideoLavitModel
+
+    AutoConfig.register(VideoLavitConfig.model_type, VideoLavitConfig, exist_ok=True)
+    AutoModel.register(VideoLavitConfig, VideoLavitModel, exist_ok=True)
+    for auto_class in (AutoModelForCausalLM, AutoModelForImageTextToText, AutoModelForMultimodalLM):
+        auto_class.register(VideoLavitConfig, VideoLavitForConditionalGeneration, exist_ok=True)
+
+
+_REGISTRATIONS.append(_register_video_lavit)
+
+
 def _register_processor():
     """AutoProcessor -> VideoLavitProcessor for the composite model type ``video_lavit``.
 
