@@ -169,3 +169,16 @@ def test_convert_from_original_checkpoint_folder(fixtures_dir, tmp_path):
     torch.testing.assert_close(out.prompt_embeds, io["output.prompt_embeds"], atol=3e-4, rtol=1e-4)
     torch.testing.assert_close(out.pooled_prompt_embeds, io["output.pooled_prompt_embeds"], atol=3e-4, rtol=1e-4)
     assert not torch.allclose(wrong.prompt_embeds, io["output.prompt_embeds"], atol=1e-2)
+
+
+def test_id_fixture_without_tokenizer_weights_falls_back_to_code_vectors(fixtures_dir, tmp_path):
+    import shutil
+
+    from video_lavit.conversion.parity.keyframe_decoder import check_visual_tokenizer_decoder
+
+    for suffix in (".json", ".safetensors", "_io.safetensors"):
+        shutil.copy(fixtures_dir / f"visual_tokenizer_decoder{suffix}", tmp_path)
+    results = check_visual_tokenizer_decoder(Fixture.load(tmp_path / "visual_tokenizer_decoder.json"), None)
+    names = {r.name for r in results}
+    assert all(r.passed for r in results)
+    assert "codebook lookup" not in names and {"output.prompt_embeds", "intermediate.blocks.1"} <= names

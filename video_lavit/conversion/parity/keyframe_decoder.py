@@ -75,63 +75,72 @@ def _capture(model: VideoLavitKeyframeDecoder) -> tuple[dict, list]:
     return captured, handles
 
 
-def check_visual_tokenizer_decoder(fixture: Fixture, media_dir: Path | None) -> list[Comparison]:
-    """LLM ids (with [IMG]/[/IMG]) -> codes -> codebook lookup -> decoder, with intermediates."""
+def _compare(fixture: Fixture, key: str, ours: torch.Tensor, reference: torch.Tensor) -> Comparison:
+    """Compare under the fixture's rule for `key`: per-tensor specs under `io.tensors`, or a `tolerance` table."""
+    spec = fixture.spec.get("io", {}).get("tensors", {}).get(key)
+    if spec is not None:
+        return compare_by_spec(key, ours, reference, spec)
+    tol = fixture.spec.get("tolerance", {}).get(key)
+    if tol is None:
+        raise ValueError(f"fixture {fixture.name} gives no comparison rule for {key}")
+    return compare_tensors(key, ours, reference, "allclose", float(tol["atol"]), float(tol["rtol"]))
+
+
+def _check_decoder_fixture(fixture: Fixture) -> list[Comparison]:
+    """Run the decoder on whatever input form the fixture recorded and compare every recorded output.
+
+    * `input.image_token_ids` (+ `input.image_token_nums_with_special`): LLM ids -> codes through the pipeline's
+      id handling -> our codebook (taken from the `visual_tokenizer.safetensors` fixture beside it) -> decoder;
+    * otherwise the recorded codebook vectors (`input.token_quantize` or `input.token_embeddings`, packed, with
+      `input.token_nums`) go in as `code_embeddings`, and the codebook is unused.
+    """
     from ...pipelines.pipeline_video_lavit_keyframe import image_token_ids_to_codes
 
     io = fixture.tensors()
-    specs = fixture.spec["io"]["tensors"]
+    vectors = io.get("input.token_quantize", io.get("input.token_embeddings"))
     results = []
-
-    per_image = list(io["input.image_token_ids"].split(io["input.image_token_nums_with_special"].tolist()))
-    # The fixture's codebook belongs to the visual_tokenizer fixture recorded next to it.
     tokenizer_weights = fixture.directory / "visual_tokenizer.safetensors"
-    if tokenizer_weights.is_file():
+    if "input.image_token_ids" in io and tokenizer_weights.is_file():
         codebook = fixture.weights(tokenizer_weights.name)[CODEBOOK_KEY]
+        per_image = list(io["input.image_token_ids"].split(io["input.image_token_nums_with_special"].tolist()))
         codes = image_token_ids_to_codes(per_image, codebook_size=codebook.shape[0])
-        counts = torch.tensor([len(c) for c in codes])
-        results.append(compare_tensors("token_nums", counts, io["input.token_nums"]))
         model = _build(fixture, codebook)
-        flat_codes = torch.cat(codes)
-        results.append(compare_tensors("token_quantize", model.codebook(flat_codes), io["input.token_quantize"]))
+        if "input.token_nums" in io:
+            results.append(compare_tensors("token_nums", torch.tensor([len(c) for c in codes]), io["input.token_nums"]))
+        if vectors is not None:
+            results.append(compare_tensors("codebook lookup", model.codebook(torch.cat(codes)), vectors))
         inputs = {"codes": codes}
     else:
-        # Without the tokenizer fixture the recorded codebook rows are fed directly; the codebook is unused.
-        model = _build(fixture, torch.zeros(1, io["input.token_quantize"].shape[1]))
-        inputs = {"code_embeddings": list(io["input.token_quantize"].split(io["input.token_nums"].tolist()))}
+        if vectors is None:
+            raise ValueError(f"fixture {fixture.name} records neither LLM ids with a codebook nor code vectors")
+        model = _build(fixture, torch.zeros(1, vectors.shape[1]))
+        inputs = {"code_embeddings": list(vectors.split(io["input.token_nums"].tolist()))}
 
     captured, handles = _capture(model)
-    with torch.no_grad():
-        out = model(**inputs)
-    for handle in handles:
-        handle.remove()
-
+    try:
+        with torch.no_grad():
+            out = model(**inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
     _, mask = model.pad_code_embeddings(**inputs)
-    captured["in_proj"] = captured["in_proj"][mask.bool()]
+    captured["in_proj"] = captured["in_proj"][mask.bool()]  # the original records it packed, before padding
     for name, value in captured.items():
-        key = f"intermediate.{name}"
-        if key in io:
-            results.append(compare_by_spec(key, value, io[key], specs[key]))
+        if f"intermediate.{name}" in io:
+            results.append(_compare(fixture, f"intermediate.{name}", value, io[f"intermediate.{name}"]))
     for name in ("prompt_embeds", "pooled_prompt_embeds"):
-        key = f"output.{name}"
-        results.append(compare_by_spec(key, getattr(out, name), io[key], specs[key]))
+        results.append(_compare(fixture, f"output.{name}", getattr(out, name), io[f"output.{name}"]))
     return results
+
+
+def check_visual_tokenizer_decoder(fixture: Fixture, media_dir: Path | None) -> list[Comparison]:
+    """LLM ids (with [IMG]/[/IMG]) -> codes -> codebook lookup -> decoder, with every intermediate."""
+    return _check_decoder_fixture(fixture)
 
 
 def check_keyframe_decoder(fixture: Fixture, media_dir: Path | None) -> list[Comparison]:
     """Codebook vectors (packed, with per-image counts) -> decoder; the fixture carries no codebook."""
-    io = fixture.tensors()
-    embeddings, token_nums = io["input.token_embeddings"], io["input.token_nums"]
-    model = _build(fixture, torch.zeros(1, embeddings.shape[1]))
-    with torch.no_grad():
-        out = model(code_embeddings=list(embeddings.split(token_nums.tolist())))
-    results = []
-    for name in ("prompt_embeds", "pooled_prompt_embeds"):
-        tol = fixture.spec["tolerance"][f"output.{name}"]
-        results.append(
-            compare_tensors(f"output.{name}", getattr(out, name), io[f"output.{name}"], "allclose", tol["atol"], tol["rtol"])
-        )
-    return results
+    return _check_decoder_fixture(fixture)
 
 
 def check_released_highres_decoder(keys: dict[str, tuple[int, ...]], info: dict) -> list[Comparison]:
