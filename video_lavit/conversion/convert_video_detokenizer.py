@@ -147,9 +147,12 @@ def convert_video_detokenizer(
     weights: str | Path | None = None,
     motion_tokenizer_dir: str | Path | None = None,
     dtype: torch.dtype = torch.float32,
+    motion_encoder_config: dict | None = None,
 ):
     """Build a `VideoLavitReconstructionPipeline` from a released checkpoint folder and save it to `output_dir`.
 
+    The UNet config is read from `video_detokenizer/unet/config.json`; the release ships no motion encoder
+    config (the original hard-codes it), so `motion_encoder_config` defaults to the released values.
     Returns the pipeline.
     """
     from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler
@@ -165,7 +168,7 @@ def convert_video_detokenizer(
     unet_config = (
         unet_config_from_original(json.loads(unet_config_path.read_text())) if unet_config_path.is_file() else None
     )
-    unet, motion_encoder = build_detokenizer_modules(unet_config)
+    unet, motion_encoder = build_detokenizer_modules(unet_config, motion_encoder_config)
     load_converted_weights(unet, motion_encoder, load_original_state_dict(weights))
 
     vae = AutoencoderKLTemporalDecoder.from_pretrained(detok_dir / "vae")

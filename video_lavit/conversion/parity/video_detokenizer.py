@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..convert_video_detokenizer import MOTION_ENCODER_PREFIX, UNET_PREFIX, _shapes, build_detokenizer_modules, split_video_detokenizer_state_dict
+from ..convert_video_detokenizer import (
+    MOTION_ENCODER_PREFIX,
+    UNET_PREFIX,
+    ConversionError,
+    _shapes,
+    build_detokenizer_modules,
+    split_video_detokenizer_state_dict,
+)
 from .common import Comparison, Fixture, check_keys_cover, compare_tensors
 
 # original MotionConditionEncoder kwarg -> our config field
@@ -222,15 +229,19 @@ def check_released_video_detokenizer(keys: dict[str, tuple[int, ...]], info: dic
             **{MOTION_ENCODER_PREFIX + k: tuple(v.shape) for k, v in encoder_sd.items()},
         }
 
-    results = check_keys_cover("video_detokenizer", mapped(meta_sd), ours)
     unprefixed = {(k[len(UNET_PREFIX) :] if k.startswith(UNET_PREFIX) else k): v for k, v in meta_sd.items()}
-    results += check_keys_cover("video_detokenizer (UNet keys unprefixed)", mapped(unprefixed), ours)
+    results = []
+    for label, state_dict in (("video_detokenizer", meta_sd), ("video_detokenizer (UNet keys unprefixed)", unprefixed)):
+        try:
+            results += check_keys_cover(label, mapped(state_dict), ours)
+        except ConversionError as error:
+            results.append(Comparison(f"{label}: conversion", False, float("nan"), str(error)))
     try:
         split_video_detokenizer_state_dict(
             {k: v for k, v in meta_sd.items() if not k.startswith(MOTION_ENCODER_PREFIX)}, _shapes(unet), _shapes(encoder)
         )
         results.append(Comparison("missing motion encoder is rejected", False, 1.0, "conversion accepted it"))
-    except ValueError:
+    except ConversionError:
         results.append(Comparison("missing motion encoder is rejected", True))
     n_params = sum(int(np.prod(s)) for s in keys.values())
     expected = info.get("num_parameters")
