@@ -149,13 +149,18 @@ def config_from_original(folder: str | Path):
 
 
 def convert_checkpoint(
-    checkpoint_root: str | Path, output_dir: str | Path, variant: str = "understanding", dtype=torch.bfloat16
+    checkpoint_root: str | Path,
+    output_dir: str | Path,
+    variant: str = "understanding",
+    dtype=torch.bfloat16,
+    config=None,
 ):
     """Write a complete `VideoLavitForConditionalGeneration` folder (weights, config, tokenizer files).
 
     `variant="understanding"` reads `language_model_sft/` only (it holds both tokenizers);
     `variant="generation"` reads `language_model/`, the keyframe tokenizer from `visual_tokenizer/` and the motion
-    tokenizer from `motion_tokenizer.bin`.
+    tokenizer from `motion_tokenizer.bin`. `config` (a `VideoLavitConfig`) replaces the released sizes, e.g. for
+    tiny test checkpoints; by default the text config is read from the source `config.json`.
     """
     from ..modeling.modeling_video_lavit import VideoLavitForConditionalGeneration
 
@@ -178,7 +183,7 @@ def convert_checkpoint(
     else:
         raise ValueError(f"variant must be 'understanding' or 'generation', got {variant!r}")
 
-    config = config_from_original(source)
+    config = config if config is not None else config_from_original(source)
     with torch.device("meta"):
         model = VideoLavitForConditionalGeneration(config)
     check_complete(converted, {k: tuple(v.shape) for k, v in model.state_dict().items()}, str(source))

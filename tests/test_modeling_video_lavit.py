@@ -1,0 +1,387 @@
+"""VideoLavitConfig / VideoLavitModel / VideoLavitForConditionalGeneration at tiny sizes."""
+
+import json
+import warnings
+
+import pytest
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    AutoModelForMultimodalLM,
+    LlamaConfig,
+    LlamaForCausalLM,
+)
+from transformers.utils import logging as hf_logging
+
+import video_lavit  # noqa: F401  (registers the Auto classes)
+from video_lavit.conversion.convert_language_model import (
+    check_complete,
+    convert_language_model_state_dict,
+    convert_llm_keys,
+    llm_state_dict_shapes,
+    load_language_model_weights,
+)
+from video_lavit.modeling.configuration_video_lavit import VideoLavitConfig
+from video_lavit.modeling.modeling_video_lavit import (
+    VideoLavitForConditionalGeneration,
+    VideoLavitModel,
+)
+
+hf_logging.set_verbosity_error()
+hf_logging.disable_progress_bar()
+
+TEXT_VOCAB = 40
+VISUAL_CODES = 24
+MOTION_CODES = 16
+VOCAB = TEXT_VOCAB + 2 + VISUAL_CODES + 2 + MOTION_CODES  # 84
+HIDDEN = 32
+
+
+def tiny_config(**overrides) -> VideoLavitConfig:
+    kwargs = dict(
+        text_config=dict(
+            vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=4, max_position_embeddings=1024,
+        ),
+        visual_tokenizer_config=dict(
+            image_size=28, patch_size=14, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+            intermediate_size=64, clip_projection_dim=16, merger_num_hidden_layers=1, merger_num_attention_heads=2,
+            merger_intermediate_size=64, codebook_size=VISUAL_CODES, code_dim=8, projection_dim=HIDDEN,
+        ),
+        motion_tokenizer_config=dict(
+            hidden_size=16, num_attention_heads=2, encoder_blocks_per_stage=(1, 1, 1, 1),
+            decoder_blocks_per_stage=(1, 1, 1, 1), codebook_size=MOTION_CODES, code_dim=8,
+        ),
+        text_vocab_size=TEXT_VOCAB,
+        max_clips=3,
+    )
+    kwargs.update(overrides)
+    return VideoLavitConfig(**kwargs)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return VideoLavitForConditionalGeneration(tiny_config()).eval()
+
+
+@pytest.fixture(scope="module")
+def batch():
+    """Row 0: video with 2 clips (right-padded); row 1: image; row 2: text only."""
+    g = torch.Generator().manual_seed(1)
+    input_ids = torch.tensor(
+        [
+            [1, 5, 6, -201, 7, 8, 0],
+            [1, 9, -200, 10, 11, 12, 13],
+            [1, 14, 15, 16, 0, 0, 0],
+        ]
+    )
+    attention_mask = torch.tensor([[1, 1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0]])
+    features = [torch.randn(n, HIDDEN, generator=g) for n in (3, 1, 4)]
+    motion = torch.randint(0, MOTION_CODES, (2, 135), generator=g)
+    return dict(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        visual_features=features,
+        motion_token_ids=motion,
+        clips_per_video=torch.tensor([2]),
+    )
+
+
+# ------------------------------------------------------------------------------------------------ config
+def test_config_defaults_are_the_released_layout():
+    config = VideoLavitConfig()
+    assert (config.image_start_token_id, config.image_end_token_id, config.visual_token_offset) == (32000, 32001, 32002)
+    assert (config.motion_start_token_id, config.motion_end_token_id, config.motion_token_offset) == (48386, 48387, 48388)
+    assert config.layout_vocab_size == config.text_config.vocab_size == 49412
+    assert config.num_motion_tokens == 135 and config.max_clips == 16
+    assert (config.image_placeholder_id, config.video_placeholder_id) == (-200, -201)
+    text = config.text_config
+    assert (text.hidden_size, text.num_hidden_layers, text.intermediate_size, text.max_position_embeddings) == (
+        4096, 32, 11008, 4096
+    )
+    assert text.tie_word_embeddings is False and text.rms_norm_eps == 1e-5
+
+
+def test_config_round_trip_and_partial_text_config(tmp_path):
+    config = tiny_config()
+    # a partial text config keeps the released values it does not override
+    assert config.text_config.rms_norm_eps == 1e-5 and config.text_config.bos_token_id == 1
+    config.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert "motion_token_offset" not in saved and "layout_vocab_size" not in saved  # derived, not serialized
+    loaded = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(loaded, VideoLavitConfig)
+    without_path = lambda c: {k: v for k, v in c.to_dict().items() if k != "_name_or_path"}  # noqa: E731
+    assert without_path(loaded) == without_path(config)
+    assert loaded.motion_token_offset == TEXT_VOCAB + 2 + VISUAL_CODES + 2
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(text_vocab_size=60), "smaller than the token layout"),
+        (dict(image_placeholder_id=5), "must be negative"),
+        (dict(image_placeholder_id=-201), "must differ"),
+        (dict(max_clips=0), "max_clips"),
+    ],
+)
+def test_config_rejects_inconsistent_layout(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(**overrides)
+
+
+def test_config_rejects_projection_width_mismatch():
+    config = tiny_config()
+    visual = config.visual_tokenizer_config.to_dict()
+    visual["projection_dim"] = HIDDEN * 2
+    with pytest.raises(ValueError, match="projection_dim"):
+        tiny_config(visual_tokenizer_config=visual)
+
+
+# ------------------------------------------------------------------------------------------------ forward
+def test_splice_layout_labels_and_left_padding(model, batch):
+    config = model.config
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    spliced = model.model.build_multimodal_embeddings(labels=labels, **batch)
+    lengths = [6 - 1 + 2 * (3 + 2) + 2 * (135 + 2) + 0, 7 - 1 + 4 + 2 + 0, 4]
+    # video: 2 clips of (IMG + K + /IMG) and (MOV + 135 + /MOV); image: K + 2
+    lengths[0] = 5 + (1 + 3 + 1) + (1 + 135 + 1) + (1 + 1 + 1) + (1 + 135 + 1)
+    assert spliced.attention_mask.sum(1).tolist() == lengths
+    width = max(lengths)
+    assert spliced.inputs_embeds.shape == (3, width, HIDDEN)
+    # left padding: zeros, mask 0, labels ignored
+    for b, n in enumerate(lengths):
+        assert spliced.attention_mask[b, : width - n].sum() == 0
+        assert torch.all(spliced.inputs_embeds[b, : width - n] == 0)
+        assert torch.all(spliced.labels[b, : width - n] == -100)
+        assert spliced.position_ids[b, width - n :].tolist() == list(range(n))
+    embed = model.get_input_embeddings()
+    row = spliced.inputs_embeds[0, width - lengths[0] :]
+    # text 1 5 6, then clip 0: [IMG] F0 [/IMG] [MOV] m0 [/MOV]
+    assert torch.equal(row[:3], embed(torch.tensor([1, 5, 6])))
+    assert torch.equal(row[3], embed.weight[config.image_start_token_id])
+    assert torch.equal(row[4:7], batch["visual_features"][0])
+    assert torch.equal(row[7], embed.weight[config.image_end_token_id])
+    assert torch.equal(row[8], embed.weight[config.motion_start_token_id])
+    motion_ids = batch["motion_token_ids"][0] + config.motion_token_offset
+    assert torch.equal(row[9:144], embed(motion_ids))
+    assert torch.equal(row[144], embed.weight[config.motion_end_token_id])
+    assert torch.equal(row[145], embed.weight[config.image_start_token_id])
+    assert torch.equal(row[146], batch["visual_features"][1][0])
+    assert torch.equal(row[-2:], embed(torch.tensor([7, 8])))
+    # labels: text positions keep theirs, every visual/motion position is ignored
+    row_labels = spliced.labels[0, width - lengths[0] :]
+    assert row_labels[:3].tolist() == [1, 5, 6] and row_labels[-2:].tolist() == [7, 8]
+    assert torch.all(row_labels[3:-2] == -100)
+    image_row = spliced.inputs_embeds[1, width - lengths[1] :]
+    assert torch.equal(image_row[3:7], batch["visual_features"][2])
+
+
+def test_forward_loss_is_next_token_cross_entropy(model, batch):
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    with torch.no_grad():
+        out = model(labels=labels, **batch)
+    assert out.logits.shape == (3, out.attention_mask.shape[1], VOCAB)
+    shift_logits = out.logits[:, :-1].reshape(-1, VOCAB)
+    shift_labels = out.labels[:, 1:].reshape(-1)
+    expected = torch.nn.functional.cross_entropy(shift_logits, shift_labels, ignore_index=-100)
+    torch.testing.assert_close(out.loss, expected)
+
+
+def test_batched_forward_matches_rows(model, batch):
+    with torch.no_grad():
+        full = model(**batch)
+        video = model(
+            input_ids=batch["input_ids"][:1, :6], visual_features=batch["visual_features"][:2],
+            motion_token_ids=batch["motion_token_ids"], clips_per_video=torch.tensor([2]),
+        )
+        image = model(input_ids=batch["input_ids"][1:2], visual_features=batch["visual_features"][2:])
+        text = model(input_ids=batch["input_ids"][2:, :4])
+    for b, single in enumerate((video, image, text)):
+        n = single.logits.shape[1]
+        torch.testing.assert_close(full.logits[b, -n:], single.logits[0], atol=1e-5, rtol=1e-5)
+
+
+def test_raw_visual_inputs_match_precomputed(model):
+    config = model.config
+    g = torch.Generator().manual_seed(3)
+    pixel_values = torch.randn(3, 3, 28, 28, generator=g)
+    motion_vectors = torch.randn(2, 2, 24, 20, 36, generator=g)
+    input_ids = torch.tensor([[1, 4, -201, 5], [1, -200, 6, 7]])
+    with torch.no_grad():
+        raw = model(
+            input_ids=input_ids, pixel_values=pixel_values, motion_vectors=motion_vectors,
+            clips_per_video=torch.tensor([2]), generator=torch.Generator().manual_seed(7),
+        )
+        features = model.model.get_visual_features(pixel_values, generator=torch.Generator().manual_seed(7))
+        motion = model.model.get_motion_token_ids(motion_vectors)
+        pre = model(
+            input_ids=input_ids, visual_features=features, motion_token_ids=motion, clips_per_video=torch.tensor([2])
+        )
+    assert motion.shape == (2, config.num_motion_tokens)
+    torch.testing.assert_close(raw.logits, pre.logits, atol=0, rtol=0)
+
+
+def test_text_only_forward_equals_llama_with_converted_weights(model):
+    """Conversion of a stock Llama state dict (`model.*`, `lm_head`) gives identical text logits."""
+    text = model.config.text_config
+    llama = LlamaForCausalLM(LlamaConfig(**{k: v for k, v in text.to_dict().items() if k != "model_type"})).eval()
+    ours = VideoLavitForConditionalGeneration(model.config).eval()
+    load_language_model_weights(ours, convert_language_model_state_dict(llama.state_dict()))
+    ids = torch.tensor([[1, 3, 4, 5, 60, 70]])
+    with torch.no_grad():
+        torch.testing.assert_close(ours(input_ids=ids).logits, llama(input_ids=ids).logits, atol=0, rtol=0)
+
+
+# ------------------------------------------------------------------------------------------------ generate
+def test_batched_generation_equals_rows_and_only_text(model, batch):
+    kwargs = dict(max_new_tokens=6, min_new_tokens=6)
+    out = model.generate(**batch, **kwargs)
+    assert out.shape == (3, 7 + 6)
+    assert torch.equal(out[:, :7], batch["input_ids"])  # the prompt, placeholders included
+    new = out[:, 7:]
+    assert new.min() >= 0 and new.max() < TEXT_VOCAB  # ids >= the text vocabulary are suppressed
+    rows = [
+        model.generate(
+            input_ids=batch["input_ids"][:1, :6], visual_features=batch["visual_features"][:2],
+            motion_token_ids=batch["motion_token_ids"], clips_per_video=torch.tensor([2]), **kwargs,
+        ),
+        model.generate(input_ids=batch["input_ids"][1:2], visual_features=batch["visual_features"][2:], **kwargs),
+        model.generate(input_ids=batch["input_ids"][2:, :4], text_only=True, **kwargs),
+    ]
+    for b, single in enumerate(rows):
+        assert torch.equal(new[b], single[0, -6:]), (b, new[b], single)
+
+
+def test_generation_with_and_without_cache_agree(model, batch):
+    kwargs = dict(max_new_tokens=5, min_new_tokens=5)
+    cached = model.generate(**batch, use_cache=True, **kwargs)
+    uncached = model.generate(**batch, use_cache=False, **kwargs)
+    assert torch.equal(cached, uncached)
+
+
+def test_generation_returns_dict_with_scores(model, batch):
+    out = model.generate(**batch, max_new_tokens=3, min_new_tokens=3, output_scores=True, return_dict_in_generate=True)
+    assert out.sequences.shape == (3, 10)
+    scores = torch.stack(out.scores, dim=1)
+    assert scores.shape == (3, 3, VOCAB)
+    assert torch.isinf(scores[..., TEXT_VOCAB:]).all() and torch.isfinite(scores[..., 3:TEXT_VOCAB]).all()
+
+
+def test_text_only_false_leaves_visual_ids_available(model):
+    suppress = model.generate(input_ids=torch.tensor([[1, 5, 6]]), max_new_tokens=2, text_only=False, suppress_tokens=list(range(0, TEXT_VOCAB)))
+    assert suppress[0, -2:].min() >= TEXT_VOCAB
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda b: b.update(visual_features=b["visual_features"][:2]), "need 3 visual feature blocks"),
+        (lambda b: b.update(clips_per_video=torch.tensor([1])), "need 2 visual feature blocks|motion_token_ids must"),
+        (lambda b: b.update(clips_per_video=torch.tensor([1, 1])), "clips_per_video has 2 entries"),
+        (lambda b: b.update(clips_per_video=None), "clips_per_video was not given"),
+        (lambda b: b.update(motion_token_ids=b["motion_token_ids"] + MOTION_CODES), r"\[0, 16\)"),
+        (lambda b: b.update(motion_token_ids=None), "neither motion_vectors nor motion_token_ids"),
+        (lambda b: b.update(visual_features=None), "neither pixel_values nor visual_features"),
+        (lambda b: b.update(input_ids=b["input_ids"].clone().index_put_((torch.tensor(2), torch.tensor(1)), torch.tensor(VOCAB))), "must lie in"),
+        (lambda b: b.update(input_ids=b["input_ids"].clone().index_put_((torch.tensor(2), torch.tensor(1)), torch.tensor(-7))), "must lie in"),
+        (lambda b: b.update(pixel_values=torch.zeros(3, 3, 28, 28)), "either pixel_values or visual_features"),
+        (lambda b: b.update(visual_features=[f[:, :8] for f in b["visual_features"]]), r"shape \(K, 32\)"),
+    ],
+)
+def test_bad_inputs_raise(model, batch, change, message):
+    bad = dict(batch)
+    change(bad)
+    with pytest.raises(ValueError, match=message):
+        model(**bad)
+
+
+def test_more_clips_than_max_clips(model):
+    n = model.config.max_clips + 1
+    with pytest.raises(ValueError, match=f"{n} clips.*max_clips={n - 1}"):
+        model(
+            input_ids=torch.tensor([[1, -201]]), visual_features=[torch.zeros(1, HIDDEN)] * n,
+            motion_token_ids=torch.zeros(n, 135, dtype=torch.long), clips_per_video=torch.tensor([n]),
+        )
+
+
+def test_visual_inputs_without_placeholder(model):
+    with pytest.raises(ValueError, match="need 0 visual feature blocks"):
+        model(input_ids=torch.tensor([[1, 5]]), visual_features=[torch.zeros(2, HIDDEN)])
+    with pytest.raises(ValueError, match="no video placeholder"):
+        model(input_ids=torch.tensor([[1, 5]]), clips_per_video=torch.tensor([1]))
+
+
+def test_prompt_longer_than_context():
+    config = tiny_config()
+    config.text_config.max_position_embeddings = 64
+    small = VideoLavitForConditionalGeneration(config).eval()
+    with pytest.raises(ValueError, match="expands to 144 positions.*context of 64"):
+        small(
+            input_ids=torch.tensor([[1, 2, -201, 3]]), visual_features=[torch.zeros(2, HIDDEN)],
+            motion_token_ids=torch.zeros(1, 135, dtype=torch.long), clips_per_video=torch.tensor([1]),
+        )
+
+
+# ------------------------------------------------------------------------------------------------ HF plumbing
+def test_save_load_round_trip_and_auto_classes(model, batch, tmp_path):
+    model.save_pretrained(tmp_path)
+    with torch.no_grad():
+        expected = model(**batch).logits
+    for auto in (AutoModelForCausalLM, AutoModelForImageTextToText, AutoModelForMultimodalLM):
+        loaded = auto.from_pretrained(tmp_path, dtype=torch.float32).eval()
+        assert type(loaded) is VideoLavitForConditionalGeneration
+        with torch.no_grad():
+            assert torch.equal(loaded(**batch).logits, expected)
+    base = AutoModel.from_pretrained(tmp_path, dtype=torch.float32)
+    assert type(base) is VideoLavitModel
+    assert torch.equal(base.language_model.embed_tokens.weight, model.model.language_model.embed_tokens.weight)
+    assert json.loads((tmp_path / "generation_config.json").read_text())["max_new_tokens"] == 512
+
+
+def test_no_split_modules_and_untied_head(model):
+    assert {"LlamaDecoderLayer", "VideoLavitEvaLayer", "VideoLavitMotionTokenizerBlock"} <= set(model._no_split_modules)
+    assert model.lm_head.weight.data_ptr() != model.get_input_embeddings().weight.data_ptr()
+
+
+def test_gradient_checkpointing_gives_same_gradients(batch):
+    torch.manual_seed(0)
+    model = VideoLavitForConditionalGeneration(tiny_config()).train()
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+
+    def grads():
+        model.zero_grad()
+        model(labels=labels, **batch).loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    reference = grads()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    assert model.is_gradient_checkpointing
+    checkpointed = grads()
+    assert reference.keys() == checkpointed.keys() and any(k.startswith("model.language_model.layers") for k in reference)
+    for name in reference:
+        torch.testing.assert_close(checkpointed[name], reference[name], atol=1e-6, rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------ conversion
+def test_conversion_maps_every_key_and_rejects_unknown(model):
+    original = {("model." + k[len("model.language_model."):] if k.startswith("model.language_model.") else k): v
+                for k, v in model.state_dict().items() if k.startswith("model.language_model.") or k == "lm_head.weight"}
+    original["model.layers.0.self_attn.rotary_emb.inv_freq"] = torch.zeros(4)  # old transformers wrote these
+    converted = convert_llm_keys(original)
+    check_complete(converted, llm_state_dict_shapes(model))
+    with pytest.raises(ValueError, match="no mapping.*vision_tower.weight"):
+        convert_llm_keys({**original, "vision_tower.weight": torch.zeros(1)})
+    missing = dict(converted)
+    missing.pop("lm_head.weight")
+    with pytest.raises(ValueError, match="no source.*lm_head.weight"):
+        load_language_model_weights(model, missing)
+    meta = convert_language_model_state_dict({k: torch.empty(v.shape, device="meta") for k, v in original.items()})
+    assert all(t.is_meta for t in meta.values()) and meta.keys() == converted.keys()
