@@ -171,12 +171,27 @@ def test_euler_ancestral_scheduler_uses_the_generator():
         (dict(latents=torch.zeros(1, 4, 8, 8)), ValueError, r"latents must have shape \(2, 4, 8, 8\)"),
         (dict(codes=torch.zeros(2, 2, 2, dtype=torch.long)), ValueError, "1-D"),
         (dict(codes=None, prompt_embeds=torch.zeros(1, 16, 32)), ValueError, "together"),
+        (dict(codes=None, prompt_embeds=torch.zeros(1, 16, 30), pooled_prompt_embeds=torch.zeros(1, 20)),
+         ValueError, r"\[B, L, 32\], got \(1, 16, 30\)"),
+        (dict(codes=None, prompt_embeds=torch.zeros(2, 16, 32), pooled_prompt_embeds=torch.zeros(1, 20)),
+         ValueError, r"\[2, 20\], got \(1, 20\)"),
+        (dict(num_images_per_prompt=0), ValueError, "num_images_per_prompt"),
     ],
 )
 def test_bad_input_raises(pipe, kwargs, error, match):
     kwargs = {"codes": CODES, "num_inference_steps": 1, **kwargs}
     with pytest.raises(error, match=match):
         pipe(**kwargs)
+
+
+def test_mismatched_components_are_rejected():
+    components = tiny_components()
+    decoder = VideoLavitKeyframeDecoder(**{**DECODER, "prompt_embed_dims": (12, 12)})
+    with pytest.raises(ValueError, match="cross_attention_dim 32 != keyframe decoder prompt width 24"):
+        VideoLavitKeyframePipeline(**{**components, "keyframe_decoder": decoder})
+    decoder = VideoLavitKeyframeDecoder(**{**DECODER, "pooled_embed_dim": 16})
+    with pytest.raises(ValueError, match="projection_class_embeddings_input_dim 44 != pooled width 16"):
+        VideoLavitKeyframePipeline(**{**components, "keyframe_decoder": decoder})
 
 
 def _write_original_checkpoint(folder, components):

@@ -110,25 +110,56 @@ class VideoLavitKeyframePipeline(DiffusionPipeline):
             image_start_token_id=image_start_token_id,
             image_end_token_id=image_end_token_id,
         )
+        self._check_component_sizes(keyframe_decoder, unet)
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1) if vae is not None else 8
         # The original resizes the previous clip's last frame with PIL bicubic before re-noising it.
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor, resample="bicubic")
+
+    @staticmethod
+    def _check_component_sizes(decoder, unet):
+        """The decoder's outputs must be the UNet's context width and the text part of its `text_time` input."""
+        if decoder is None or unet is None:
+            return
+        context = sum(decoder.config.prompt_embed_dims)
+        if unet.config.cross_attention_dim != context:
+            raise ValueError(
+                f"unet.cross_attention_dim {unet.config.cross_attention_dim} != keyframe decoder prompt width {context}"
+            )
+        if unet.config.addition_embed_type != "text_time":
+            raise ValueError(f"the unet needs addition_embed_type='text_time', got {unet.config.addition_embed_type!r}")
+        expected = decoder.config.pooled_embed_dim + 6 * unet.config.addition_time_embed_dim
+        if unet.config.projection_class_embeddings_input_dim != expected:
+            raise ValueError(
+                f"unet.projection_class_embeddings_input_dim {unet.config.projection_class_embeddings_input_dim} != "
+                f"pooled width {decoder.config.pooled_embed_dim} + 6 time ids x {unet.config.addition_time_embed_dim}"
+            )
 
     # ----------------------------------------------------------------------------------------------------------
 
     def check_inputs(self, codes, image_token_ids, prompt_embeds, pooled_prompt_embeds, height, width,
                      num_inference_steps, output_type, callback_on_step_end_tensor_inputs, image=None, latents=None,
-                     image_inverse_rate=0.85):
+                     image_inverse_rate=0.85, num_images_per_prompt=1):
         given = [name for name, value in (("codes", codes), ("image_token_ids", image_token_ids),
                                           ("prompt_embeds", prompt_embeds)) if value is not None]
         if len(given) != 1:
             raise ValueError(f"pass exactly one of `codes`, `image_token_ids` or `prompt_embeds`, got {given or 'none'}")
         if (prompt_embeds is None) != (pooled_prompt_embeds is None):
             raise ValueError("`prompt_embeds` and `pooled_prompt_embeds` must be given together")
+        if prompt_embeds is not None:
+            width_ = self.unet.config.cross_attention_dim
+            if prompt_embeds.ndim != 3 or prompt_embeds.shape[-1] != width_:
+                raise ValueError(f"prompt_embeds must be [B, L, {width_}], got {tuple(prompt_embeds.shape)}")
+            pooled_ = self.keyframe_decoder.config.pooled_embed_dim
+            if tuple(pooled_prompt_embeds.shape) != (prompt_embeds.shape[0], pooled_):
+                raise ValueError(
+                    f"pooled_prompt_embeds must be [{prompt_embeds.shape[0]}, {pooled_}], got {tuple(pooled_prompt_embeds.shape)}"
+                )
         if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE or height <= 0 or width <= 0:
             raise ValueError(f"height and width must be positive multiples of {SIZE_MULTIPLE}, got {height}x{width}")
         if num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
+        if num_images_per_prompt < 1:
+            raise ValueError(f"num_images_per_prompt must be >= 1, got {num_images_per_prompt}")
         if image is not None and latents is not None:
             raise ValueError("pass either `image` (long-video re-noising) or `latents`, not both")
         if not 0.0 <= image_inverse_rate < 1.0:
@@ -255,7 +286,7 @@ class VideoLavitKeyframePipeline(DiffusionPipeline):
         # 1. Check inputs
         self.check_inputs(codes, image_token_ids, prompt_embeds, pooled_prompt_embeds, height, width,
                           num_inference_steps, output_type, callback_on_step_end_tensor_inputs, image, latents,
-                          image_inverse_rate)
+                          image_inverse_rate, num_images_per_prompt)
         self._guidance_scale = guidance_scale
         device = self._execution_device
 
