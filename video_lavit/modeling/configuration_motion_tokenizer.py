@@ -13,8 +13,6 @@
 # limitations under the License.
 """Configuration of the Video-LaVIT motion tokenizer (VQ-VAE over motion-vector clips)."""
 
-from __future__ import annotations
-
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 from transformers.utils import logging

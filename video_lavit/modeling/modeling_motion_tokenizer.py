@@ -14,8 +14,6 @@
 """Video-LaVIT motion tokenizer: a spatio-temporal transformer VQ-VAE turning a 24-frame clip of motion vectors
 `[B, 2, 24, 20, 36]` into 135 discrete codes and back."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 
 import torch
@@ -483,7 +481,7 @@ class VideoLavitMotionTokenizer(VideoLavitMotionTokenizerPreTrainedModel):
             [`VideoLavitMotionTokenizerOutput`] with `loss` (MSE reconstruction + `commitment_cost` x commitment),
             `reconstruction`, `token_ids` and the separate loss terms.
         """
-        return_dict = return_dict if return_dict is not None else self.config.use_return_dict
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
         self._check_motion(motion_vectors)
         target = motion_vectors.to(self.encoder.in_proj.weight.dtype)
         features = self.encoder(target)
