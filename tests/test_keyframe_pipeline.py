@@ -290,3 +290,35 @@ def test_fp16_vae_is_upcast_for_decoding():
     reference = VideoLavitKeyframePipeline(**tiny_components())
     reference.set_progress_bar_config(disable=True)
     np.testing.assert_allclose(images, run(reference), atol=1e-2)
+
+
+SDXL_BASE_UNET = dict(
+    sample_size=128, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280),
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(5, 10, 20),
+    transformer_layers_per_block=(1, 2, 10), use_linear_projection=True, cross_attention_dim=2048,
+    addition_embed_type="text_time", addition_time_embed_dim=256, projection_class_embeddings_input_dim=2816,
+)
+
+
+def test_released_decoder_fits_the_sdxl_base_unet():
+    """Default decoder config + SDXL-base UNet (2,567,463,684 parameters, the released file's size) on meta."""
+    with torch.device("meta"):
+        decoder = VideoLavitKeyframeDecoder()
+        unet = UNet2DConditionModel(**SDXL_BASE_UNET)
+        vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), latent_channels=4, sample_size=1024,
+                            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                            layers_per_block=2, scaling_factor=0.13025)
+    assert sum(p.numel() for p in unet.parameters()) == 2_567_463_684
+    pipeline = VideoLavitKeyframePipeline(keyframe_decoder=decoder, unet=unet, vae=vae, scheduler=DDIMScheduler())
+    assert pipeline.vae_scale_factor == 8 and unet.config.sample_size * pipeline.vae_scale_factor == 1024
+
+
+@pytest.mark.slow
+def test_released_size_decoder_runs_on_cpu():
+    torch.manual_seed(0)
+    decoder = VideoLavitKeyframeDecoder().eval()
+    with torch.no_grad():
+        out = decoder(codes=[torch.randint(0, 16384, (90,)), torch.randint(0, 16384, (40,))])
+    assert out.prompt_embeds.shape == (2, 256, 2048) and out.pooled_prompt_embeds.shape == (2, 1280)
+    assert torch.isfinite(out.prompt_embeds).all() and torch.isfinite(out.pooled_prompt_embeds).all()
