@@ -349,3 +349,78 @@ def test_real_video_through_processor_and_chat_template(processor, testdata_dir)
     assert prompt.endswith(" USER: <video>\nWhat is happening? ASSISTANT:")
     assert chat["input_ids"].tolist() == processor(text=prompt, videos=[path], max_clips=2)["input_ids"]
     torch.testing.assert_close(chat["motion_vectors"], direct["motion_vectors"])
+
+
+# ---------------------------------------------------------------------------------------------- with the model
+
+
+@pytest.fixture(scope="module")
+def tiny_model_and_processor(tokenizer):
+    from video_lavit.modeling.configuration_motion_tokenizer import VideoLavitMotionTokenizerConfig
+    from video_lavit.modeling.configuration_video_lavit import VideoLavitConfig
+    from video_lavit.modeling.configuration_visual_tokenizer import VideoLavitVisualTokenizerConfig
+    from video_lavit.modeling.modeling_video_lavit import VideoLavitForConditionalGeneration
+
+    size = {"height": 28, "width": 28}
+    processor = VideoLavitProcessor(
+        image_processor=VideoLavitImageProcessor(size=size),
+        video_processor=VideoLavitVideoProcessor(size=size),
+        tokenizer=tokenizer,
+    )
+    visual = VideoLavitVisualTokenizerConfig(
+        image_size=28, patch_size=14, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64, clip_projection_dim=16, merger_num_hidden_layers=1, merger_num_attention_heads=2,
+        merger_intermediate_size=64, codebook_size=16, code_dim=8, projection_dim=32,
+    )
+    motion = VideoLavitMotionTokenizerConfig(
+        hidden_size=16, num_attention_heads=2, encoder_blocks_per_stage=(1, 1, 1, 1),
+        decoder_blocks_per_stage=(1, 1, 1, 1), codebook_size=16, code_dim=8,
+    )
+    n_text = len(tokenizer)
+    text = dict(
+        model_type="llama", vocab_size=n_text + 2 + 16 + 2 + 16, hidden_size=32, intermediate_size=64,
+        num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024,
+        bos_token_id=1, eos_token_id=2, pad_token_id=0,
+    )
+    config = VideoLavitConfig(
+        text_config=text, visual_tokenizer_config=visual, motion_tokenizer_config=motion, text_vocab_size=n_text
+    )
+    torch.manual_seed(0)
+    return VideoLavitForConditionalGeneration(config).eval(), processor
+
+
+def test_processor_outputs_drive_generate_and_pipeline(tiny_model_and_processor, testdata_dir):
+    from transformers import pipeline
+
+    model, processor = tiny_model_and_processor
+    image = Image.open(testdata_dir / "dog.jpg")
+    video_msgs = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "What is happening?"}]}]
+    image_msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is this?"}]}]
+    prompts = [processor.apply_chat_template(m, add_generation_prompt=True) for m in (video_msgs, image_msgs)]
+    inputs = processor(
+        text=prompts, images=[image], videos=[str(testdata_dir / "video7013.mp4")], max_clips=2, return_tensors="pt"
+    )
+    prompt_length = inputs["input_ids"].shape[1]
+    out = model.generate(**inputs, max_new_tokens=5, min_new_tokens=5, do_sample=False)
+    assert out.shape == (2, prompt_length + 5)
+    assert out[:, prompt_length:].max() < len(processor.tokenizer)  # the understanding model answers in text
+    new_text = processor.batch_decode(out[:, prompt_length:], skip_special_tokens=True)
+    assert processor.decode_answers(out, prompt_length=prompt_length) == [t.split("\\n")[0].strip() for t in new_text]
+    full = processor.batch_decode(out, skip_special_tokens=True)[1]  # placeholders and padding left out
+    assert full.startswith(DEFAULT_SYSTEM_PROMPT + " USER:") and full.endswith("What is this? ASSISTANT: " + new_text[1])
+
+    # pipeline("image-text-to-text") goes through apply_chat_template(tokenize=True) and post_process_image_text_to_text
+    chat = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": "What is this?"}]}]
+    pipe = pipeline("image-text-to-text", model=model, processor=processor)
+    torch.manual_seed(1)
+    result = pipe(text=chat, max_new_tokens=4, generate_kwargs={"min_new_tokens": 4}, return_full_text=False)
+    torch.manual_seed(1)
+    direct_inputs = processor.apply_chat_template(
+        chat, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
+    direct = model.generate(**direct_inputs, max_new_tokens=4, min_new_tokens=4, do_sample=False)
+    expected = processor.decode(direct[0, direct_inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert result[0]["generated_text"].strip() == expected.strip()
+    # a generation argument given flat reaches the processor, which refuses it instead of ignoring it
+    with pytest.raises(TypeError, match="min_new_tokens"):
+        pipe(text=chat, max_new_tokens=4, min_new_tokens=4)
