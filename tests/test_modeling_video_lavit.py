@@ -385,3 +385,68 @@ def test_conversion_maps_every_key_and_rejects_unknown(model):
         load_language_model_weights(model, missing)
     meta = convert_language_model_state_dict({k: torch.empty(v.shape, device="meta") for k, v in original.items()})
     assert all(t.is_meta for t in meta.values()) and meta.keys() == converted.keys()
+
+
+# ------------------------------------------------------------------------------------------------ processor + pipeline
+@pytest.fixture(scope="module")
+def saved_with_processor(tmp_path_factory):
+    from video_lavit.processing.processing_video_lavit import VideoLavitProcessor
+    from video_lavit.processing.tokenizer_utils import build_tiny_llama_tokenizer
+
+    tokenizer = build_tiny_llama_tokenizer()
+    text_vocab = len(tokenizer)
+    config = tiny_config(
+        text_vocab_size=text_vocab,
+        text_config=dict(
+            vocab_size=text_vocab + 2 + VISUAL_CODES + 2 + MOTION_CODES, hidden_size=HIDDEN, intermediate_size=64,
+            num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=2048,
+        ),
+        visual_tokenizer_config=dict(
+            image_size=224, patch_size=14, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+            intermediate_size=64, clip_projection_dim=16, merger_num_hidden_layers=1, merger_num_attention_heads=2,
+            merger_intermediate_size=64, codebook_size=VISUAL_CODES, code_dim=8, projection_dim=HIDDEN,
+        ),
+    )
+    torch.manual_seed(0)
+    model = VideoLavitForConditionalGeneration(config).eval()
+    processor = VideoLavitProcessor(tokenizer=tokenizer)
+    folder = tmp_path_factory.mktemp("tiny_video_lavit")
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder, model, processor
+
+
+def test_image_text_to_text_pipeline(saved_with_processor, testdata_dir):
+    from PIL import Image
+    from transformers import pipeline
+
+    folder, model, processor = saved_with_processor
+    pipe = pipeline("image-text-to-text", model=str(folder))
+    assert type(pipe.model) is VideoLavitForConditionalGeneration
+    image = Image.open(testdata_dir / "dog.jpg")
+    prompt = "USER: <image>\nwhat is it? ASSISTANT:"
+    torch.manual_seed(0)  # the keyframe token selector samples its keep decision
+    answer = pipe(images=image, text=prompt, max_new_tokens=5, return_full_text=False)[0]["generated_text"]
+    inputs = processor(text=prompt, images=image, return_tensors="pt")
+    torch.manual_seed(0)
+    ids = model.generate(**inputs, max_new_tokens=5)
+    expected = processor.decode(ids[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert answer.strip() == expected.strip() and expected.strip()
+
+
+def test_video_question_answering_end_to_end(saved_with_processor, testdata_dir):
+    """processor(text, videos) -> generate: keyframes + motion vectors go through both tokenizers; a text-only row in
+    the same batch answers as it does alone."""
+    _, model, processor = saved_with_processor
+    prompts = ["USER: <video>\nwhat happens? ASSISTANT:", "USER: hi ASSISTANT:"]
+    inputs = processor(text=prompts, videos=[str(testdata_dir / "video7013.mp4")], return_tensors="pt")
+    n_clips = int(inputs["clips_per_video"][0])
+    assert inputs["motion_vectors"].shape[0] == n_clips >= 1
+    out = model.generate(**inputs, max_new_tokens=4, min_new_tokens=4, generator=torch.Generator().manual_seed(0))
+    length = inputs["input_ids"].shape[1]
+    assert out.shape == (2, length + 4) and out[:, length:].max() < processor.text_vocab_size
+    alone = processor(text=prompts[1:], return_tensors="pt")
+    single = model.generate(**alone, max_new_tokens=4, min_new_tokens=4, text_only=True)
+    assert torch.equal(out[1, length:], single[0, -4:])
+    again = model.generate(**inputs, max_new_tokens=4, min_new_tokens=4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
