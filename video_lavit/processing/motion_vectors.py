@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -266,6 +267,8 @@ def _array_frames(frames, fps: float, name: str) -> Iterator[tuple[av.VideoFrame
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         frame.pts = index
         frame.time_base = time_base
+        # without a duration the fps filter ends the stream at the last frame's start and drops that frame
+        frame.duration = 1
         yield frame, 0.0
 
 
@@ -280,12 +283,14 @@ def reencode_video(
     name = describe_source(video) if not isinstance(video, (np.ndarray, list, tuple)) else "<decoded frames>"
     reencoder = _Reencoder(settings, name)
     container = None
+    declared_seconds = None
     produced = 0
     try:
         if isinstance(video, (np.ndarray, list, tuple)):
             source = _array_frames(video, frames_fps, name)
         else:
             container = open_video(video)
+            declared_seconds = container.duration / 1_000_000 if container.duration else None
             source = _source_frames(container, name)
         try:
             for frame, rotation in source:
@@ -304,6 +309,12 @@ def reencode_video(
             container.close()
     if produced == 0:
         raise ValueError(f"{name}: the video stream contains no decodable frames")
+    if declared_seconds and reencoder.count < 0.9 * declared_seconds * float(reencoder.fps) - 1:
+        warnings.warn(
+            f"{name}: decoded {reencoder.count / float(reencoder.fps):.2f} s of a stream that declares "
+            f"{declared_seconds:.2f} s; the file may be truncated or damaged",
+            stacklevel=2,
+        )
 
 
 def decode_intra_packet(packet: bytes) -> av.VideoFrame:
