@@ -80,6 +80,9 @@ def test_llm_ids_and_codes_give_the_same_image(pipe):
     ids = [torch.cat([torch.tensor([32000]), c + 32002, torch.tensor([32001])]) for c in CODES]
     np.testing.assert_array_equal(run(pipe, codes=None, image_token_ids=ids), run(pipe))
     assert [c.tolist() for c in image_token_ids_to_codes(ids, 50)] == [c.tolist() for c in CODES]
+    # Plain Python lists work too; a flat list is one image.
+    np.testing.assert_array_equal(run(pipe, codes=[c.tolist() for c in CODES]), run(pipe))
+    np.testing.assert_array_equal(run(pipe, codes=CODES[0].tolist()), run(pipe, codes=CODES[:1]))
 
 
 def test_zero_negative_condition_and_time_ids(pipe):
