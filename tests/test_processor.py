@@ -424,3 +424,46 @@ def test_processor_outputs_drive_generate_and_pipeline(tiny_model_and_processor,
     # a generation argument given flat reaches the processor, which refuses it instead of ignoring it
     with pytest.raises(TypeError, match="min_new_tokens"):
         pipe(text=chat, max_new_tokens=4, min_new_tokens=4)
+
+
+_REMOTE_LOAD = """
+import sys
+class Block:  # the package must not be importable: everything comes from the saved folder
+    def find_spec(self, name, path=None, target=None):
+        if name == "video_lavit" or name.startswith("video_lavit."):
+            raise ModuleNotFoundError(name)
+sys.meta_path.insert(0, Block())
+from transformers import AutoProcessor
+p = AutoProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)
+print(type(p).__module__.split(".")[0], type(p).__name__, type(p.video_processor).__name__)
+print(p(text="the <image> cat", images=[__import__("numpy").zeros((8, 8, 3), "uint8")])["input_ids"][0])
+"""
+
+
+@pytest.mark.slow  # a fresh interpreter importing torch + transformers: ~25 s on the shared CPU
+def test_remote_code_folder_loads_without_the_package(tokenizer, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    classes = (VideoLavitProcessor, VideoLavitImageProcessor, VideoLavitVideoProcessor)
+    try:
+        VideoLavitProcessor.register_for_auto_class()
+        VideoLavitImageProcessor.register_for_auto_class("AutoImageProcessor")
+        VideoLavitVideoProcessor.register_for_auto_class("AutoVideoProcessor")
+        VideoLavitProcessor(tokenizer=tokenizer).save_pretrained(tmp_path)
+    finally:
+        for cls in classes:
+            cls._auto_class = None
+    assert {"processing_video_lavit.py", "chat_template.py", "video_processing_video_lavit.py"} <= {
+        p.name for p in tmp_path.iterdir()
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", _REMOTE_LOAD, str(tmp_path)], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home")},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    classes_line, ids_line = result.stdout.strip().splitlines()[-2:]
+    assert classes_line == "transformers_modules VideoLavitProcessor VideoLavitVideoProcessor"
+    expected = VideoLavitProcessor(tokenizer=tokenizer)(text="the <image> cat", images=[_solid(0)])["input_ids"][0]
+    assert ids_line == str(expected)
