@@ -30,7 +30,7 @@ def moving_square_frames(
         [80 + 40 * np.sin(xx / 23.0), 90 + 30 * np.cos(yy / 17.0), 100 + 20 * np.sin((xx + yy) / 31.0)], axis=-1
     ).astype(np.uint8)
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
-    x0, y0 = width / 4 - square / 2, height / 4 - square / 2
+    x0, y0 = width // 4 - square // 2, height // 4 - square // 2
     for t in range(num_frames):
         frame = background.copy()
         x = int(round(x0 + velocity[0] * t)) % max(1, width - square)
