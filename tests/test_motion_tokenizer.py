@@ -1,8 +1,12 @@
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel
 
 import video_lavit  # noqa: F401  (registers the Auto classes)
@@ -196,6 +200,42 @@ def test_save_load_round_trip(tiny_model, motion, tmp_path):
     assert torch.equal(loaded.encode(motion), ids)
     assert torch.equal(loaded.decode(ids), tiny_model.decode(ids))
     assert torch.equal(loaded.quantizer.ema_embedding_sum, tiny_model.quantizer.ema_embedding_sum)
+
+
+def test_checkpoint_without_ema_buffers_derives_them(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path)
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    weights = {k: v for k, v in weights.items() if "ema_" not in k}
+    weights["quantizer.embedding.weight"] = weights["quantizer.embedding.weight"] * 0.5
+    save_file(weights, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    loaded = VideoLavitMotionTokenizer.from_pretrained(tmp_path)
+    torch.testing.assert_close(loaded.quantizer.embedding.weight, tiny_model.quantizer.embedding.weight * 0.5)
+    torch.testing.assert_close(loaded.quantizer.ema_embedding_sum, loaded.quantizer.embedding.weight)
+    torch.testing.assert_close(loaded.quantizer.ema_cluster_size, torch.ones(32))
+
+
+@pytest.mark.slow  # a fresh interpreter importing torch + transformers takes ~20 s on a loaded machine
+def test_remote_code_round_trip(tiny_model, motion, tmp_path):
+    try:
+        VideoLavitMotionTokenizerConfig.register_for_auto_class()
+        VideoLavitMotionTokenizer.register_for_auto_class("AutoModel")
+        tiny_model.save_pretrained(tmp_path)
+    finally:
+        VideoLavitMotionTokenizerConfig._auto_class = None
+        VideoLavitMotionTokenizer._auto_class = None
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["auto_map"]["AutoModel"] == "modeling_motion_tokenizer.VideoLavitMotionTokenizer"
+    torch.save((motion[:1], tiny_model.encode(motion[:1])), tmp_path / "io.pt")
+    code = (
+        "import torch\nfrom transformers import AutoModel\n"
+        f"m = AutoModel.from_pretrained({str(tmp_path)!r}, trust_remote_code=True).eval()\n"
+        f"x, ids = torch.load({str(tmp_path / 'io.pt')!r})\n"
+        "assert 'transformers_modules' in type(m).__module__, type(m).__module__\n"
+        "assert torch.equal(m.encode(x), ids)\nprint('OK')\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-2000:]
 
 
 def test_bf16_loading(tiny_model, motion, tmp_path):

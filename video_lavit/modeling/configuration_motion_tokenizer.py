@@ -166,6 +166,17 @@ class VideoLavitMotionTokenizerConfig(PreTrainedConfig):
                 f"{(self.num_frames, self.height, self.width)}"
             )
 
+    def to_dict(self) -> dict:
+        output = super().to_dict()
+        # transformers' remote-code saver treats every class whose name contains "Tokenizer" as a text tokenizer and
+        # writes a (slow, fast) pair into auto_map, which AutoConfig/AutoModel then fail to load; store plain names.
+        if isinstance(output.get("auto_map"), dict):
+            output["auto_map"] = {
+                key: (value[0] if isinstance(value, (list, tuple)) else value)
+                for key, value in output["auto_map"].items()
+            }
+        return output
+
     @property
     def token_grid_size(self) -> tuple[int, int, int]:
         """`(t, h, w)` of the token grid after the down-sampling convolutions, `(3, 5, 9)` when released."""
