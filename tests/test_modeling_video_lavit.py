@@ -450,3 +450,59 @@ def test_video_question_answering_end_to_end(saved_with_processor, testdata_dir)
     assert torch.equal(out[1, length:], single[0, -4:])
     again = model.generate(**inputs, max_new_tokens=4, min_new_tokens=4, generator=torch.Generator().manual_seed(0))
     assert torch.equal(out, again)
+
+
+def test_convert_sft_checkpoint_end_to_end(fixtures_dir, tmp_path):
+    """A tiny `language_model_sft/` folder in the original layout (Llama keys + `model.visual_tokenizer.*` +
+    `model.motion_tokenizer.*`, original names taken from the tokenizer fixtures) converts into a complete folder."""
+    from video_lavit.conversion.convert_language_model import convert_checkpoint
+    from video_lavit.conversion.parity import motion_tokenizer as motion_parity
+    from video_lavit.conversion.parity import visual_tokenizer as visual_parity
+    from video_lavit.conversion.parity.common import Fixture
+    from video_lavit.processing.tokenizer_utils import build_tiny_llama_tokenizer
+
+    visual_fixture = Fixture.load(fixtures_dir / "visual_tokenizer.json")
+    visual_weights = dict(visual_fixture.weights())
+    # the fixture projects to the released LLM width; cut `vit_proj` down to a tiny LLM width
+    visual_weights["vit_proj.weight"] = visual_weights["vit_proj.weight"][:HIDDEN]
+    visual_weights["vit_proj.bias"] = visual_weights["vit_proj.bias"][:HIDDEN]
+    visual_config = visual_parity.config_from_fixture(visual_fixture.spec, visual_weights)
+    motion_fixture = Fixture.load(fixtures_dir / "motion_tokenizer.json")
+    motion_config = motion_parity.build_from_fixture(motion_fixture).config
+    text_vocab = 8
+    vocab = text_vocab + 2 + visual_config.codebook_size + 2 + motion_config.codebook_size
+    text = dict(vocab_size=vocab, hidden_size=HIDDEN, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
+                num_key_value_heads=4, max_position_embeddings=256, rms_norm_eps=1e-5)
+    config = VideoLavitConfig(text_config=text, visual_tokenizer_config=visual_config,
+                              motion_tokenizer_config=motion_config, text_vocab_size=text_vocab)
+    llama = LlamaForCausalLM(LlamaConfig(**text)).eval()
+    original = dict(llama.state_dict())
+    original.update({"model.visual_tokenizer." + k: v for k, v in visual_weights.items()})
+    original.update({"model.motion_tokenizer." + k: v for k, v in motion_fixture.weights().items()})
+    source = tmp_path / "release" / "language_model_sft"
+    source.mkdir(parents=True)
+    torch.save(original, source / "pytorch_model.bin")
+    (source / "config.json").write_text(json.dumps({"model_type": "llama", **text}))
+    build_tiny_llama_tokenizer().save_pretrained(source)
+
+    convert_checkpoint(tmp_path / "release", tmp_path / "out", "understanding", torch.float32, config=config)
+    loaded = VideoLavitForConditionalGeneration.from_pretrained(tmp_path / "out", dtype=torch.float32).eval()
+    ids = torch.tensor([[1, 3, 4, 5]])
+    with torch.no_grad():
+        assert torch.equal(loaded(input_ids=ids).logits, llama(input_ids=ids).logits)
+    reference_motion = motion_parity.build_from_fixture(motion_fixture).state_dict()
+    loaded_motion = loaded.motion_tokenizer.state_dict()
+    assert loaded_motion.keys() == reference_motion.keys()
+    for key, value in reference_motion.items():
+        assert torch.equal(loaded_motion[key], value), key
+    projection = loaded.visual_tokenizer.feature_projection
+    assert torch.equal(projection.weight, visual_weights["vit_proj.weight"])
+    assert any((tmp_path / "out" / name).is_file() for name in ("tokenizer.model", "tokenizer.json"))
+
+    # every tensor is accounted for: a stray key or a missing tokenizer tensor is an error
+    torch.save({**original, "model.extra.weight": torch.zeros(1)}, source / "pytorch_model.bin")
+    with pytest.raises(ValueError, match="model.extra.weight|extra.weight"):
+        convert_checkpoint(tmp_path / "release", tmp_path / "out2", "understanding", torch.float32, config=config)
+    torch.save({k: v for k, v in original.items() if "vit_proj" not in k}, source / "pytorch_model.bin")
+    with pytest.raises(ValueError, match="feature_projection"):
+        convert_checkpoint(tmp_path / "release", tmp_path / "out3", "understanding", torch.float32, config=config)
