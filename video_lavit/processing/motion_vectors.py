@@ -291,6 +291,13 @@ def reencode_video(
         else:
             container = open_video(video)
             declared_seconds = container.duration / 1_000_000 if container.duration else None
+            if progress is not None and getattr(progress, "total", None) is None:
+                stream = container.streams.video[0]
+                rate = stream.average_rate or stream.guessed_rate
+                estimate = stream.frames or (int(declared_seconds * rate) if declared_seconds and rate else None)
+                if estimate:
+                    progress.total = estimate
+                    progress.refresh()
             source = _source_frames(container, name)
         try:
             for frame, rotation in source:
