@@ -506,3 +506,35 @@ def test_convert_sft_checkpoint_end_to_end(fixtures_dir, tmp_path):
     torch.save({k: v for k, v in original.items() if "vit_proj" not in k}, source / "pytorch_model.bin")
     with pytest.raises(ValueError, match="feature_projection"):
         convert_checkpoint(tmp_path / "release", tmp_path / "out3", "understanding", torch.float32, config=config)
+
+
+class _ForceSequence:
+    """Logits processor that makes greedy decoding emit `ids` in order (then keeps emitting the last one)."""
+
+    def __init__(self, ids, prompt_length):
+        self.ids, self.prompt_length = ids, prompt_length
+
+    def __call__(self, input_ids, scores):
+        step = min(input_ids.shape[1] - self.prompt_length, len(self.ids) - 1)
+        forced = torch.full_like(scores, float("-inf"))
+        forced[:, self.ids[step]] = 0
+        return forced
+
+
+def test_understanding_generation_stops_on_the_literal_separator(saved_with_processor, testdata_dir):
+    from transformers import LogitsProcessorList
+    from PIL import Image
+
+    _, model, processor = saved_with_processor
+    tokenizer = processor.tokenizer
+    answer = tokenizer(" the answer \\n and more words", add_special_tokens=False).input_ids
+    inputs = processor(text="USER: <image>\nq? ASSISTANT:", images=Image.open(testdata_dir / "dog.jpg"), return_tensors="pt")
+    # generation restarts from embeddings, so the ids GenerationMixin sees start empty (prompt_length 0)
+    force = LogitsProcessorList([_ForceSequence(answer, 0)])
+    kwargs = dict(max_new_tokens=len(answer), logits_processor=force, generator=torch.Generator().manual_seed(0))
+    stopped = model.generate(**inputs, tokenizer=tokenizer, **kwargs)
+    text = processor.decode(stopped[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert text.endswith("\\n") and "more" not in text
+    full = model.generate(**inputs, **kwargs)  # without a tokenizer only EOS / max_new_tokens stop
+    assert full.shape[1] == inputs["input_ids"].shape[1] + len(answer)
+    assert processor.decode_answers(full, prompt_length=inputs["input_ids"].shape[1]) == ["the answer"]
