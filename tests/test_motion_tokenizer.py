@@ -44,6 +44,27 @@ def tiny_config(**overrides) -> VideoLavitMotionTokenizerConfig:
     return VideoLavitMotionTokenizerConfig(**kwargs)
 
 
+def small_geometry_config(**overrides) -> VideoLavitMotionTokenizerConfig:
+    """A 2-stage model on an 8x8x8 grid (2x2x2 = 8 tokens) for the training tests, which need many passes."""
+    kwargs = dict(
+        num_frames=8,
+        height=8,
+        width=8,
+        encoder_blocks_per_stage=[1, 1],
+        decoder_blocks_per_stage=[1, 1],
+        downsample_strides=[[2, 2, 2], [2, 2, 2]],
+        downsample_paddings=[[0, 1, 0, 1, 0, 1], [0, 1, 0, 1, 0, 1]],
+        upsample_scale_factors=[[2, 2, 2], [2, 2, 2]],
+    )
+    kwargs.update(overrides)
+    return tiny_config(**kwargs)
+
+
+@pytest.fixture(scope="module")
+def small_motion():
+    return torch.randn(4, 2, 8, 8, 8, generator=torch.Generator().manual_seed(2)) * 3
+
+
 @pytest.fixture(scope="module")
 def tiny_model():
     torch.manual_seed(0)
@@ -250,16 +271,16 @@ def test_bf16_loading(tiny_model, motion, tmp_path):
 
 
 # -------------------------------------------------------------------------------------------- training
-def test_training_forward_updates_ema_codebook(motion):
+def test_training_forward_updates_ema_codebook(small_motion):
     torch.manual_seed(0)
-    model = VideoLavitMotionTokenizer(tiny_config()).train()
+    model = VideoLavitMotionTokenizer(small_geometry_config()).train()
     before = model.quantizer.embedding.weight.detach().clone()
-    out = model(motion)
+    out = model(small_motion)
     assert isinstance(out, VideoLavitMotionTokenizerOutput)
     assert torch.isfinite(out.loss) and out.loss > 0
     expected = out.reconstruction_loss + 0.25 * out.commitment_loss
     torch.testing.assert_close(out.loss, expected)
-    torch.testing.assert_close(out.reconstruction_loss, F.mse_loss(out.reconstruction, motion))
+    torch.testing.assert_close(out.reconstruction_loss, F.mse_loss(out.reconstruction, small_motion))
     after = model.quantizer.embedding.weight.detach()
     used = torch.unique(out.token_ids)
     assert not torch.allclose(after[used], before[used])
@@ -270,22 +291,22 @@ def test_training_forward_updates_ema_codebook(motion):
 
     model.eval()
     frozen = model.quantizer.embedding.weight.detach().clone()
-    model(motion)
+    model(small_motion)
     assert torch.equal(model.quantizer.embedding.weight, frozen)
 
 
-def test_gradient_codebook_without_ema(motion):
+def test_gradient_codebook_without_ema(small_motion):
     torch.manual_seed(0)
-    model = VideoLavitMotionTokenizer(tiny_config(use_ema_codebook=False)).train()
-    out = model(motion)
+    model = VideoLavitMotionTokenizer(small_geometry_config(use_ema_codebook=False)).train()
+    out = model(small_motion)
     out.loss.backward()
     assert model.quantizer.embedding.weight.grad.abs().sum() > 0
 
 
-def test_activation_checkpointing_matches(motion):
+def test_activation_checkpointing_matches(small_motion):
     torch.manual_seed(0)
-    model = VideoLavitMotionTokenizer(tiny_config(use_ema_codebook=False)).train()
-    x = motion[:1]
+    model = VideoLavitMotionTokenizer(small_geometry_config(use_ema_codebook=False)).train()
+    x = small_motion[:1]
     model(x).loss.backward()
     reference = model.encoder.layers[0].spatial_attention.qkv.weight.grad.clone()
     model.zero_grad()
@@ -297,11 +318,11 @@ def test_activation_checkpointing_matches(motion):
 
 def test_few_training_steps_reduce_loss():
     torch.manual_seed(0)
-    model = VideoLavitMotionTokenizer(tiny_config()).train()
-    data = torch.randn(1, 2, 24, 20, 36, generator=torch.Generator().manual_seed(3))
+    model = VideoLavitMotionTokenizer(small_geometry_config()).train()
+    data = torch.randn(2, 2, 8, 8, 8, generator=torch.Generator().manual_seed(3))
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     losses = []
-    for _ in range(4):
+    for _ in range(10):
         loss = model(data).loss
         opt.zero_grad()
         loss.backward()

@@ -396,13 +396,18 @@ class VideoLavitMotionTokenizer(VideoLavitMotionTokenizerPreTrainedModel):
             )
 
     # ---------------------------------------------------------------------------------------- tokenisation
+    def _project(self, features: torch.Tensor) -> torch.Tensor:
+        # The original runs this head outside autocast, in the head's own dtype; the code choice depends on it.
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            return self.quant_projection(features.to(self.quant_projection.fc1.weight.dtype))
+
     def quantize(self, motion_vectors: torch.Tensor) -> VideoLavitMotionTokenizerEncoderOutput:
         """Encode and quantise `motion_vectors` `(batch, in_channels, T, H, W)`; returns ids, code vectors and the
         intermediate features (see [`VideoLavitMotionTokenizerEncoderOutput`])."""
         self._check_motion(motion_vectors)
         motion_vectors = motion_vectors.to(self.encoder.in_proj.weight.dtype)
         features = self.encoder(motion_vectors)
-        latents = self.quant_projection(features.to(self.quant_projection.fc1.weight.dtype))
+        latents = self._project(features)
         _, indices = self.quantizer.nearest_codes(latents)
         return VideoLavitMotionTokenizerEncoderOutput(
             token_ids=indices.reshape(indices.shape[0], -1),
@@ -485,7 +490,7 @@ class VideoLavitMotionTokenizer(VideoLavitMotionTokenizerPreTrainedModel):
         self._check_motion(motion_vectors)
         target = motion_vectors.to(self.encoder.in_proj.weight.dtype)
         features = self.encoder(target)
-        latents = self.quant_projection(features)
+        latents = self._project(features)
         normalized, indices = self.quantizer.nearest_codes(latents)
         codes = self.quantizer.embedding(indices).to(normalized.dtype)
         if self.training and self.config.use_ema_codebook:
