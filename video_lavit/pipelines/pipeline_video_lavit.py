@@ -500,10 +500,10 @@ class VideoLavitPipeline(DiffusionPipeline):
             [`VideoLavitPipelineOutput`] or the tuple `(frames, keyframes, keyframe_token_ids, motion_token_ids)`.
         """
         # 0. Defaults and inputs
-        height = height or self.config.video_height
-        width = width or self.config.video_width
-        keyframe_height = keyframe_height or self.config.keyframe_height
-        keyframe_width = keyframe_width or self.config.keyframe_width
+        height = self.config.video_height if height is None else height
+        width = self.config.video_width if width is None else width
+        keyframe_height = self.config.keyframe_height if keyframe_height is None else keyframe_height
+        keyframe_width = self.config.keyframe_width if keyframe_width is None else keyframe_width
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         prompts = _normalize_prompt(prompt)
@@ -631,8 +631,8 @@ class VideoLavitPipeline(DiffusionPipeline):
         Returns:
             [`VideoLavitImagePipelineOutput`] or the tuple `(images, image_token_ids)`.
         """
-        height = height or self.config.keyframe_height
-        width = width or self.config.keyframe_width
+        height = self.config.keyframe_height if height is None else height
+        width = self.config.keyframe_width if width is None else width
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         prompts = _normalize_prompt(prompt)
