@@ -97,6 +97,15 @@ def test_released_sft_slice_converts(released_keys_dir):
     assert results and all(r.passed for r in results), [r for r in results if not r.passed]
 
 
+@pytest.mark.slow  # full-size model on CPU: ~10 s to build, ~80 s to encode and reconstruct one clip
+def test_full_size_encode_reconstruct():
+    torch.manual_seed(0)
+    model = VideoLavitMotionTokenizer(VideoLavitMotionTokenizerConfig()).eval()
+    ids = model.encode(torch.randn(1, 2, 24, 20, 36))
+    assert ids.shape == (1, 135) and 0 <= int(ids.min()) and int(ids.max()) < 1024
+    assert model.reconstruct(ids, size=(40, 64)).shape == (1, 2, 24, 40, 64)
+
+
 # --------------------------------------------------------------------------------------------------- config
 def test_default_config_is_the_released_model():
     config = VideoLavitMotionTokenizerConfig()
