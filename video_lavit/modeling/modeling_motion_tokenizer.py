@@ -302,12 +302,15 @@ class VideoLavitMotionVectorQuantizer(nn.Module):
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(counts)
             torch.distributed.all_reduce(sums)
-        self.ema_cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
-        self.ema_embedding_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
-        total = self.ema_cluster_size.sum()
+        # Statistics are updated in float32 whatever the storage dtype (mixed-precision training keeps them fp32).
+        cluster_size = self.ema_cluster_size.float() * self.decay + counts * (1 - self.decay)
+        embedding_sum = self.ema_embedding_sum.float() * self.decay + sums * (1 - self.decay)
+        self.ema_cluster_size.copy_(cluster_size)
+        self.ema_embedding_sum.copy_(embedding_sum)
+        total = cluster_size.sum()
         # Laplace smoothing keeps never-used codes finite instead of dividing by ~0.
-        smoothed = (self.ema_cluster_size + self.epsilon) / (total + self.codebook_size * self.epsilon) * total
-        codebook = F.normalize(self.ema_embedding_sum / smoothed.unsqueeze(1), p=2, dim=-1)
+        smoothed = (cluster_size + self.epsilon) / (total + self.codebook_size * self.epsilon) * total
+        codebook = F.normalize(embedding_sum / smoothed.unsqueeze(1), p=2, dim=-1)
         self.embedding.weight.data.copy_(codebook.to(self.embedding.weight.dtype))
 
 
