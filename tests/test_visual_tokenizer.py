@@ -317,3 +317,38 @@ def test_bad_config():
         tiny_config(image_size=30)
     with pytest.raises(Exception, match="divisible by merger_num_attention_heads"):
         tiny_config(merger_num_attention_heads=5)
+
+
+@pytest.mark.slow  # a fresh interpreter importing transformers takes ~30 s on the shared CI cores
+def test_remote_code_export_loads_without_the_package(tmp_path, model, images):
+    import os
+    import subprocess
+    import sys
+
+    VideoLavitVisualTokenizerConfig.register_for_auto_class()
+    VideoLavitVisualTokenizer.register_for_auto_class("AutoModel")
+    try:
+        model.save_pretrained(tmp_path)
+    finally:  # class-level registration must not leak into other tests' saves
+        VideoLavitVisualTokenizerConfig._auto_class = None
+        VideoLavitVisualTokenizer._auto_class = None
+    assert json.loads((tmp_path / "config.json").read_text())["auto_map"]["AutoModel"] == (
+        "modeling_visual_tokenizer.VideoLavitVisualTokenizer"
+    )
+    torch.save(images, tmp_path / "images.pt")
+    script = (
+        "import sys, torch\n"
+        "assert 'video_lavit' not in sys.modules\n"
+        "from transformers import AutoModel\n"
+        f"m = AutoModel.from_pretrained({str(tmp_path)!r}, trust_remote_code=True, dtype=torch.float32).eval()\n"
+        "assert m.__class__.__module__.startswith('transformers_modules'), m.__class__.__module__\n"
+        f"x = torch.load({str(tmp_path / 'images.pt')!r})\n"
+        "with torch.no_grad():\n"
+        "    print([t.tolist() for t in m.tokenize(x, deterministic=True).token_ids])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": "", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    with torch.no_grad():
+        expected = [t.tolist() for t in model.tokenize(images, deterministic=True).token_ids]
+    assert result.stdout.strip().splitlines()[-1] == str(expected)
