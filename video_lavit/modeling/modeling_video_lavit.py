@@ -174,7 +174,8 @@ class VideoLavitModel(VideoLavitPreTrainedModel):
 
     def _check_input_ids(self, input_ids: torch.LongTensor) -> None:
         placeholder = (input_ids == self.config.image_placeholder_id) | (input_ids == self.config.video_placeholder_id)
-        vocab = self.get_input_embeddings().num_embeddings
+        # read from the config: adapters (e.g. PEFT trainable tokens) wrap the embedding module
+        vocab = self.config.text_config.vocab_size
         bad = ((input_ids < 0) & ~placeholder) | (input_ids >= vocab)
         if bad.any():
             values = sorted(set(input_ids[bad].tolist()))[:10]
@@ -192,6 +193,7 @@ class VideoLavitModel(VideoLavitPreTrainedModel):
         visual_features: list[torch.FloatTensor] | None,
         motion_token_ids: torch.LongTensor | None,
         generator: torch.Generator | None,
+        device: torch.device,
     ) -> list[list[torch.FloatTensor]]:
         """Build the embedding block of every placeholder, per row, in order of appearance."""
         config = self.config
@@ -241,7 +243,7 @@ class VideoLavitModel(VideoLavitPreTrainedModel):
                 f"input_ids need {n_visual} visual feature blocks ({n_images} images + {n_clips} keyframes), "
                 f"got {len(visual_features)}"
             )
-        hidden = embed.embedding_dim
+        hidden = config.text_config.hidden_size
         for i, feats in enumerate(visual_features):
             if feats.ndim != 2 or feats.shape[1] != hidden:
                 raise ValueError(f"visual_features[{i}] must have shape (K, {hidden}); got {tuple(feats.shape)}")
@@ -272,7 +274,6 @@ class VideoLavitModel(VideoLavitPreTrainedModel):
                     f"motion_token_ids are codebook indices in [0, {config.motion_vocab_size}); got values in "
                     f"[{int(motion_token_ids.min())}, {int(motion_token_ids.max())}]"
                 )
-            device = embed.weight.device
             motion_ids = motion_token_ids.to(device) + config.motion_token_offset
             start = torch.full_like(motion_ids[:, :1], config.motion_start_token_id)
             end = torch.full_like(motion_ids[:, :1], config.motion_end_token_id)
@@ -281,7 +282,7 @@ class VideoLavitModel(VideoLavitPreTrainedModel):
             raise ValueError("motion inputs were given but input_ids hold no video placeholder")
 
         markers = embed(
-            torch.tensor([config.image_start_token_id, config.image_end_token_id], device=embed.weight.device)
+            torch.tensor([config.image_start_token_id, config.image_end_token_id], device=device)
         )
 
         def keyframe_block(feats):
@@ -354,7 +355,8 @@ class VideoLavitModel(VideoLavitPreTrainedModel):
             raise ValueError("a placeholder lies on a padding position (attention_mask == 0)")
 
         blocks = self._collect_visual_blocks(
-            placeholders, pixel_values, motion_vectors, clips_per_video, visual_features, motion_token_ids, generator
+            placeholders, pixel_values, motion_vectors, clips_per_video, visual_features, motion_token_ids, generator,
+            input_ids.device,
         )
         embed = self.get_input_embeddings()
         max_length = config.text_config.max_position_embeddings
