@@ -131,6 +131,13 @@ def test_convert_released_layout_end_to_end(tmp_path, fixtures_dir):
             out = loaded.tokenize(io["input.images"], gumbel_noise=io["intermediate.gumbel_noise"])
         assert torch.equal(torch.cat(out.token_ids), io["output.codes"])
 
+    # a LaVIT-era language_model/visual_weight.bin takes precedence over the SFT shards for vit_proj
+    (root / "language_model").mkdir()
+    marked = {"vit_proj.weight": weights["vit_proj.weight"] + 1, "vit_proj.bias": weights["vit_proj.bias"]}
+    torch.save(marked, root / "language_model/visual_weight.bin")
+    converted = conv.convert_checkpoint(root)
+    assert torch.equal(converted["feature_projection.weight"], marked["vit_proj.weight"])
+
 
 # --------------------------------------------------------------------------------------------- behaviour
 def test_tokenize_shapes_and_consistency(model, images):

@@ -249,7 +249,11 @@ def convert_checkpoint(
     if not any(k.startswith(VIT_PROJ_PREFIXES) for k in encoder):
         visual_weight = root / "language_model" / "visual_weight.bin"
         if visual_weight.is_file():
-            vit = {k: v for k, v in load_original(visual_weight).items() if "vit_proj." in k}
+            visual = load_original(visual_weight)
+            vit = {k: v for k, v in visual.items() if "vit_proj." in k}
+            # this LaVIT-era file may also carry a merger trained with the LLM; the generation route keeps the
+            # tokenizer_encoder.bin merger (use merger_source="language_model_sft" for the LLM-trained one)
+            logger.info("visual_weight.bin: using %d vit_proj tensors, not its other %d", len(vit), len(visual) - len(vit))
             parts.append(("visual_weight.bin", convert_vit_proj_state_dict(vit)))
         else:
             sft = load_sft_visual_tokenizer(root / "language_model_sft")

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ...modeling.configuration_visual_tokenizer import VideoLavitVisualTokenizerConfig
-from ...modeling.modeling_visual_tokenizer import VideoLavitVisualTokenizer
+from ...modeling.modeling_visual_tokenizer import VideoLavitVisualTokenizer, sample_keep_decision
 from .. import convert_visual_tokenizer as conv
 from .common import Comparison, Fixture, check_keys_cover, compare_by_spec
 
@@ -87,7 +87,7 @@ def check_visual_tokenizer(fixture: Fixture, media_dir: Path | None) -> list[Com
                 compare(f"intermediate.encoder.{name}", value)
         compare("intermediate.encoder_features", model.vision_model(images))
         compare("intermediate.pred_score", out.selector_log_probs)
-        policy, _ = _policy(out.selector_log_probs, noise)
+        policy, _ = sample_keep_decision(out.selector_log_probs, gumbel_noise=noise)
         compare("intermediate.hard_keep_decision", policy)
         compare("intermediate.merged_features", out.merged_features)
         kept = out.merged_features[out.keep_mask]
@@ -129,12 +129,6 @@ def check_visual_tokenizer(fixture: Fixture, media_dir: Path | None) -> list[Com
     not_compared = sorted(expected - compared)
     results.append(Comparison("every exact/allclose tensor compared", not not_compared, len(not_compared), str(not_compared)))
     return results
-
-
-def _policy(log_probs: torch.Tensor, noise: torch.Tensor):
-    from ...modeling.modeling_visual_tokenizer import sample_keep_decision
-
-    return sample_keep_decision(log_probs, gumbel_noise=noise)
 
 
 def _protocol_seed(spec: dict) -> int | None:
