@@ -246,7 +246,7 @@ def test_gradient_checkpointing_matches_plain_backward(images):
         return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
     plain = grads()
-    model.gradient_checkpointing_enable()
+    model.activation_checkpointing_enable()
     assert all(layer.gradient_checkpointing for layer in model.token_merger.layers)
     checkpointed = grads()
     assert any(n.startswith("token_merger.") for n in plain) and any(n.startswith("feature_projection.") for n in plain)
