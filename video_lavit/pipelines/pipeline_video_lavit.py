@@ -408,13 +408,13 @@ class VideoLavitPipeline(DiffusionPipeline):
         device = self._execution_device if hasattr(self.language_model, "_hf_hook") else self.language_model.device
         return _generator_on(generator, device)
 
-    def _stage_callback(self, callback, stage: str, clip: int):
-        """Adapts a user callback to a sub-pipeline: it receives this pipeline (with `stage`/`clip_index` set)."""
+    def _stage_callback(self, callback):
+        """Adapts a user callback to a sub-pipeline: it receives this pipeline, whose `stage` / `clip_index` say
+        which loop is running, instead of the sub-pipeline."""
         if callback is None:
             return None
 
         def forward(_, step, timestep, callback_kwargs):
-            self._stage, self._clip_index = stage, clip
             return callback(self, step, timestep, callback_kwargs)
 
         return forward
@@ -551,18 +551,18 @@ class VideoLavitPipeline(DiffusionPipeline):
                     codes=codes, height=keyframe_height, width=keyframe_width,
                     num_inference_steps=keyframe_num_inference_steps, guidance_scale=keyframe_guidance_scale,
                     generator=generator, image=last_frames, image_inverse_rate=keyframe_inverse_rate,
-                    output_type="pil", callback_on_step_end=self._stage_callback(callback_on_step_end, "keyframe", clip),
+                    output_type="pil", callback_on_step_end=self._stage_callback(callback_on_step_end),
                     callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
                 ).images
                 video_keyframe = [im.resize((width, height), PIL.Image.BICUBIC) for im in keyframe]
 
-            self._stage = "video"
+            self._stage, self._clip_index = "video", clip
             frames = video_pipe(
                 video_keyframe, motion=motion[:, clip], height=height, width=width,
                 num_inference_steps=num_inference_steps, min_guidance_scale=min_guidance_scale,
                 max_guidance_scale=max_guidance_scale, fps=fps, motion_bucket_id=motion_bucket_id,
                 noise_aug_strength=noise_aug_strength, decode_chunk_size=decode_chunk_size, generator=generator,
-                output_type="pt", callback_on_step_end=self._stage_callback(callback_on_step_end, "video", clip),
+                output_type="pt", callback_on_step_end=self._stage_callback(callback_on_step_end),
                 callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
             ).frames  # [B, F, 3, H, W] in [0, 1]
             keyframes.append(keyframe)
@@ -652,7 +652,7 @@ class VideoLavitPipeline(DiffusionPipeline):
         images = self.keyframe_pipeline(
             codes=tokens.image_codes, height=height, width=width, num_inference_steps=num_inference_steps,
             guidance_scale=guidance_scale, generator=generator, output_type=output_type,
-            callback_on_step_end=self._stage_callback(callback_on_step_end, "keyframe", 0),
+            callback_on_step_end=self._stage_callback(callback_on_step_end),
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
         ).images
         self._stage = self._clip_index = None
