@@ -273,7 +273,8 @@ def test_generation_returns_dict_with_scores(model, batch):
 
 
 def test_text_only_false_leaves_visual_ids_available(model):
-    suppress = model.generate(input_ids=torch.tensor([[1, 5, 6]]), max_new_tokens=2, text_only=False, suppress_tokens=list(range(0, TEXT_VOCAB)))
+    suppress = model.generate(input_ids=torch.tensor([[1, 5, 6]]), max_new_tokens=2, min_new_tokens=2, text_only=False,
+                               suppress_tokens=list(range(0, TEXT_VOCAB)))
     assert suppress[0, -2:].min() >= TEXT_VOCAB
 
 
@@ -341,7 +342,8 @@ def test_save_load_round_trip_and_auto_classes(model, batch, tmp_path):
     base = AutoModel.from_pretrained(tmp_path, dtype=torch.float32)
     assert type(base) is VideoLavitModel
     assert torch.equal(base.language_model.embed_tokens.weight, model.model.language_model.embed_tokens.weight)
-    assert json.loads((tmp_path / "generation_config.json").read_text())["max_new_tokens"] == 512
+    generation_config = json.loads((tmp_path / "generation_config.json").read_text())
+    assert generation_config["max_new_tokens"] == 512 and "min_new_tokens" not in generation_config
 
 
 def test_no_split_modules_and_untied_head(model):
@@ -426,10 +428,11 @@ def test_image_text_to_text_pipeline(saved_with_processor, testdata_dir):
     image = Image.open(testdata_dir / "dog.jpg")
     prompt = "USER: <image>\nwhat is it? ASSISTANT:"
     torch.manual_seed(0)  # the keyframe token selector samples its keep decision
-    answer = pipe(images=image, text=prompt, max_new_tokens=5, return_full_text=False)[0]["generated_text"]
+    answer = pipe(images=image, text=prompt, max_new_tokens=5, generate_kwargs={"min_new_tokens": 5},
+                  return_full_text=False)[0]["generated_text"]
     inputs = processor(text=prompt, images=image, return_tensors="pt")
     torch.manual_seed(0)
-    ids = model.generate(**inputs, max_new_tokens=5)
+    ids = model.generate(**inputs, max_new_tokens=5, min_new_tokens=5)
     expected = processor.decode(ids[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     assert answer.strip() == expected.strip() and expected.strip()
 

@@ -510,7 +510,9 @@ class VideoLavitForConditionalGeneration(VideoLavitPreTrainedModel, VideoLavitVi
         self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
         self.post_init()
         if self.generation_config is not None:
-            # the original understanding runner decodes greedily with max_length=512 new tokens
+            # the original understanding runner decodes greedily with up to 512 new tokens. Its `min_length=8`
+            # (min_new_tokens) is not made a default: generation-config defaults leak into every `generate` call,
+            # including keyframe/motion token generation.
             self.generation_config.do_sample = False
             self.generation_config.max_new_tokens = 512
 
@@ -643,7 +645,8 @@ class VideoLavitForConditionalGeneration(VideoLavitPreTrainedModel, VideoLavitVi
 
         With visual inputs the placeholders are expanded into `inputs_embeds` once, then
         [`~GenerationMixin.generate`] decodes with the KV cache. The defaults follow the original understanding
-        runner: greedy decoding, up to 512 new tokens (see `generation_config`), stop on EOS.
+        runner: greedy decoding, up to 512 new tokens (see `generation_config`), stop on EOS; pass
+        `min_new_tokens=8` for the runner's minimum answer length.
 
         Args:
             input_ids, attention_mask, pixel_values, motion_vectors, clips_per_video, visual_features,
