@@ -32,7 +32,7 @@ VH, VW = TINY_VIDEO_SIZE
 FRAMES = 24
 MOTION_TOKENS = 135
 # few diffusion steps; the LLM stops after at most 30 keyframe / 140 motion tokens
-FAST = dict(num_inference_steps=2, keyframe_num_inference_steps=2, max_new_tokens=(30, 140))
+FAST = dict(num_inference_steps=1, keyframe_num_inference_steps=2, max_new_tokens=(30, 140))
 PROMPT = "a dog running on the beach"
 
 
@@ -107,10 +107,14 @@ def test_tiny_folder_builder_is_deterministic_and_its_parts_load_alone(pipe, tmp
     assert processor.tokenizer.get_vocab() == pipe.processor.tokenizer.get_vocab()
     for name, tensor in pipe.language_model.state_dict().items():
         torch.testing.assert_close(llm.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
-    reloaded = VideoLavitPipeline.from_pretrained(folder)
-    for name in ("keyframe_decoder", "keyframe_unet", "video_unet", "motion_encoder", "video_vae"):
-        ours, theirs = getattr(pipe, name).state_dict(), getattr(reloaded, name).state_dict()
-        assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours), name
+    index = json.loads((folder / "model_index.json").read_text())
+    assert index["_class_name"] == "VideoLavitPipeline"
+    components = [name for name, value in index.items() if isinstance(value, list) and value[0] is not None]
+    assert sorted(components) == sorted(name for name, c in pipe.components.items() if c is not None)
+    assert all((folder / name).is_dir() for name in components)
+    decoder = VideoLavitKeyframeDecoder.from_pretrained(folder / "keyframe_decoder")
+    ours, theirs = pipe.keyframe_decoder.state_dict(), decoder.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
 
 
 def test_long_video_stitches_clips_and_renoises_the_last_frame(pipe):
@@ -138,9 +142,10 @@ def test_long_video_stitches_clips_and_renoises_the_last_frame(pipe):
 
     # clip 1's keyframe runs only the steps after int(0.5 * 4) = 2; both loops report to the one callback
     key_latents, video_latents = (1, 4, KH // 8, KW // 8), (1, FRAMES, 4, VH // 8, VW // 8)
+    video_steps = FAST["num_inference_steps"]
     expected = (
-        [("keyframe", 0, i, key_latents) for i in range(4)] + [("video", 0, i, video_latents) for i in range(2)]
-        + [("keyframe", 1, i, key_latents) for i in range(2)] + [("video", 1, i, video_latents) for i in range(2)]
+        [("keyframe", 0, i, key_latents) for i in range(4)] + [("video", 0, i, video_latents) for i in range(video_steps)]
+        + [("keyframe", 1, i, key_latents) for i in range(2)] + [("video", 1, i, video_latents) for i in range(video_steps)]
     )
     assert steps == expected
 
@@ -200,15 +205,14 @@ def test_text_to_image_seeds_sizes_and_output_types(pipe):
     assert [im.size for im in pil] == [(64, 64), (64, 64)]
 
 
-def test_model_cpu_offload_hooks_give_the_same_video(t2v):
-    pipeline = build_tiny_video_lavit_pipeline(seed=0)
-    pipeline.set_progress_bar_config(disable=True)
-    pipeline.enable_model_cpu_offload(device="cpu")
+def test_model_cpu_offload_hooks_give_the_same_video(pipe, t2v):
+    pipe.enable_model_cpu_offload(device="cpu")
     try:
-        assert len(pipeline._all_hooks) == 7  # the LLM and six detokenizer models (no separate motion_tokenizer)
-        out = pipeline(PROMPT, generator=seeded(0), output_type="np", **FAST)
+        assert len(pipe._all_hooks) == 7  # the LLM and six detokenizer models (no separate motion_tokenizer)
+        assert all(hasattr(getattr(pipe, name), "_hf_hook") for name in ("language_model", "video_unet", "keyframe_vae"))
+        out = pipe(PROMPT, generator=seeded(0), output_type="np", **FAST)
     finally:
-        pipeline.remove_all_hooks()
+        pipe.remove_all_hooks()
     np.testing.assert_allclose(out.frames, t2v.frames, atol=1e-5)
 
 
