@@ -541,3 +541,9 @@ def test_understanding_generation_stops_on_the_literal_separator(saved_with_proc
     full = model.generate(**inputs, **kwargs)  # without a tokenizer only EOS / max_new_tokens stop
     assert full.shape[1] == inputs["input_ids"].shape[1] + len(answer)
     assert processor.decode_answers(full, prompt_length=inputs["input_ids"].shape[1]) == ["the answer"]
+
+
+def test_multiple_return_sequences_keep_their_prompt(model, batch):
+    out = model.generate(**batch, max_new_tokens=3, min_new_tokens=3, do_sample=True, num_return_sequences=2)
+    assert out.shape == (6, 7 + 3)
+    assert torch.equal(out[:, :7], batch["input_ids"].repeat_interleave(2, dim=0))

@@ -704,6 +704,9 @@ class VideoLavitForConditionalGeneration(VideoLavitPreTrainedModel, VideoLavitVi
         )
         # GenerationMixin returns only the new ids when it starts from embeddings; put the prompt back in front
         prompt = input_ids.to(self.device)
+        sequences = outputs if isinstance(outputs, torch.Tensor) else outputs.sequences
+        # num_return_sequences > 1 returns that many consecutive rows per prompt
+        prompt = prompt.repeat_interleave(sequences.shape[0] // prompt.shape[0], dim=0)
         if isinstance(outputs, torch.Tensor):
             return torch.cat([prompt, outputs], dim=1)
         outputs.sequences = torch.cat([prompt, outputs.sequences], dim=1)
