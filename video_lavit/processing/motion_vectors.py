@@ -134,7 +134,7 @@ class _Reencoder:
         self.intra_packets: dict[int, bytes] = {}
         self.fps = Fraction(settings.fps).limit_denominator(1001)
 
-    def _build(self, frame: av.VideoFrame, rotation: float):
+    def _build(self, frame: av.VideoFrame):
         width, height = frame.width, frame.height
         limit = self.settings.max_pixels
         if limit is not None and width * height > limit:
@@ -147,7 +147,8 @@ class _Reencoder:
         last = graph.add_buffer(
             width=width, height=height, format=frame.format.name, time_base=frame.time_base,
         )
-        steps = _rotation_filters(rotation) if self.settings.autorotate else []
+        # the display matrix is read once: it is a stream property repeated on every frame
+        steps = _rotation_filters(float(frame.rotation or 0.0)) if self.settings.autorotate else []
         steps += [("fps", str(self.fps)), ("format", "yuv420p")]
         for name, args in steps:
             node = graph.add(name, args) if args else graph.add(name)
@@ -180,10 +181,10 @@ class _Reencoder:
         decoder.thread_count = 1
         self.encoder, self.decoder = encoder, decoder
 
-    def push(self, frame: av.VideoFrame | None, rotation: float = 0.0) -> Iterator[ReencodedFrame]:
+    def push(self, frame: av.VideoFrame | None) -> Iterator[ReencodedFrame]:
         if frame is not None:
             if self.graph is None:
-                self._build(frame, rotation)
+                self._build(frame)
             elif (frame.width, frame.height, frame.format.name) != self.source_size:
                 raise ValueError(
                     f"{self.name}: frame size/format changed mid-stream from {self.source_size} to "
@@ -227,7 +228,7 @@ class _Reencoder:
             yield ReencodedFrame(index, frame_type, vectors, decoded, self.intra_packets.pop(index, None))
 
 
-def _source_frames(container, name: str) -> Iterator[tuple[av.VideoFrame, float]]:
+def _source_frames(container, name: str) -> Iterator[av.VideoFrame]:
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
     # the CLI shifts input timestamps so the file starts at 0; the fps filter's rounding depends on it
@@ -256,10 +257,10 @@ def _source_frames(container, name: str) -> Iterator[tuple[av.VideoFrame, float]
         last_pts = pts
         frame.pts = pts
         frame.time_base = stream.time_base
-        yield frame, float(frame.rotation or 0.0)
+        yield frame
 
 
-def _array_frames(frames, fps: float, name: str) -> Iterator[tuple[av.VideoFrame, float]]:
+def _array_frames(frames, fps: float, name: str) -> Iterator[av.VideoFrame]:
     if fps is None or not (fps > 0) or not math.isfinite(fps):
         raise ValueError(f"{name}: decoded frames need a positive frame rate `fps`, got {fps!r}")
     time_base = 1 / Fraction(fps).limit_denominator(1001)
@@ -269,7 +270,7 @@ def _array_frames(frames, fps: float, name: str) -> Iterator[tuple[av.VideoFrame
         frame.time_base = time_base
         # without a duration the fps filter ends the stream at the last frame's start and drops that frame
         frame.duration = 1
-        yield frame, 0.0
+        yield frame
 
 
 def reencode_video(
@@ -300,8 +301,8 @@ def reencode_video(
                     progress.refresh()
             source = _source_frames(container, name)
         try:
-            for frame, rotation in source:
-                for item in reencoder.push(frame, rotation):
+            for frame in source:
+                for item in reencoder.push(frame):
                     produced += 1
                     yield item
                 if progress is not None:
@@ -343,29 +344,31 @@ def pool_motion_vectors(vectors: np.ndarray | None, height: int, width: int) -> 
     Returns float32 ``[2, ceil(height/16), ceil(width/16)]`` (x, y); ``-inf`` where no vector falls in a cell.
     """
     grid_h, grid_w = -(-height // MACROBLOCK), -(-width // MACROBLOCK)
-    grid = np.full((2, grid_h * grid_w), -np.inf, dtype=np.float64)
+    # float32 holds every displacement exactly: mpeg4 vectors are multiples of 1/2 (or 1/4 with qpel) pixel
+    grid = np.full((2, grid_h * grid_w), -np.inf, dtype=np.float32)
     if vectors is None or len(vectors) == 0:
-        return grid.reshape(2, grid_h, grid_w).astype(np.float32)
-    source = vectors["source"].astype(np.int64)
-    scale = vectors["motion_scale"].astype(np.int64)
-    dx = source * vectors["motion_x"].astype(np.int64) / scale
-    dy = source * vectors["motion_y"].astype(np.int64) / scale
-    px = np.clip(vectors["dst_x"].astype(np.int64), 0, width - 1)
-    py = np.clip(vectors["dst_y"].astype(np.int64), 0, height - 1)
-    pixel = py * width + px
+        return grid.reshape(2, grid_h, grid_w)
+    # int32 products and a true division to float64, as the original computes source * motion / scale
+    source, scale = vectors["source"], vectors["motion_scale"]
+    dx = source * vectors["motion_x"] / scale
+    dy = source * vectors["motion_y"] / scale
+    px = np.clip(vectors["dst_x"].astype(np.int32), 0, width - 1)
+    py = np.clip(vectors["dst_y"].astype(np.int32), 0, height - 1)
+    cell = (py // MACROBLOCK) * grid_w + px // MACROBLOCK
+    if np.bincount(cell, minlength=grid.shape[1]).max() <= 1:
+        # the usual case (one 16x16 vector per macroblock): one value per cell, nothing to resolve
+        grid[0, cell] = dx
+        grid[1, cell] = dy
+        return grid.reshape(2, grid_h, grid_w)
+    pixel = py.astype(np.int64) * width + px
     if np.unique(pixel).size != pixel.size:
         # the last vector written to a pixel replaces earlier ones (numpy fancy assignment order)
         _, first_in_reversed = np.unique(pixel[::-1], return_index=True)
         keep = np.sort(pixel.size - 1 - first_in_reversed)
-        px, py, dx, dy = px[keep], py[keep], dx[keep], dy[keep]
-    cell = (py // MACROBLOCK) * grid_w + px // MACROBLOCK
-    if np.unique(cell).size == cell.size:
-        grid[0, cell] = dx
-        grid[1, cell] = dy
-    else:
-        np.maximum.at(grid[0], cell, dx)
-        np.maximum.at(grid[1], cell, dy)
-    return grid.reshape(2, grid_h, grid_w).astype(np.float32)
+        cell, dx, dy = cell[keep], dx[keep], dy[keep]
+    np.maximum.at(grid[0], cell, dx.astype(np.float32))
+    np.maximum.at(grid[1], cell, dy.astype(np.float32))
+    return grid.reshape(2, grid_h, grid_w)
 
 
 def motion_vector_table(vectors: np.ndarray | None) -> np.ndarray:
