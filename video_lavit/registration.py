@@ -98,3 +98,29 @@ def _register_processor():
 
 
 _REGISTRATIONS.append(_register_processor)
+
+
+def _register_pipelines():
+    """`transformers.pipeline("text-to-video")` and `pipeline("video-text-to-text")` (tasks transformers lacks).
+
+    Registered locally only: no checkpoint gets `custom_pipelines`, so loading never needs `trust_remote_code`.
+    """
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    from .pipelines.pipeline_text_to_video import VideoLavitGenerationModelLoader, VideoLavitTextToVideoPipeline
+    from .pipelines.pipeline_video_text_to_text import (
+        VideoLavitUnderstandingModelLoader,
+        VideoLavitVideoTextToTextPipeline,
+    )
+
+    tasks = {
+        "text-to-video": (VideoLavitTextToVideoPipeline, VideoLavitGenerationModelLoader),
+        "video-text-to-text": (VideoLavitVideoTextToTextPipeline, VideoLavitUnderstandingModelLoader),
+    }
+    for task, (pipeline_class, loader) in tasks.items():
+        # register_pipeline has no exist_ok and warns on every re-registration
+        if PIPELINE_REGISTRY.supported_tasks.get(task, {}).get("impl") is not pipeline_class:
+            PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=pipeline_class, pt_model=loader, type="multimodal")
+
+
+_REGISTRATIONS.append(_register_pipelines)
