@@ -20,6 +20,7 @@ from video_lavit.testing import (
     TINY_KEYFRAME_SIZE,
     TINY_MAX_CLIPS,
     TINY_VIDEO_SIZE,
+    build_tiny_processor,
     build_tiny_video_lavit,
     build_tiny_video_lavit_pipeline,
 )
@@ -279,3 +280,13 @@ def test_mismatched_components_are_rejected(pipe):
         VideoLavitPipeline(**{**components, "motion_tokenizer": motion})
     with pytest.raises(ValueError, match="pass `processor`"):
         VideoLavitPipeline.from_parts(pipe.language_model, pipe.keyframe_pipeline, pipe.video_pipeline)
+
+
+def test_prompt_ids_beyond_the_text_vocabulary_are_rejected(pipe):
+    # a piece added to the tokenizer would collide with the LLM's [IMG] / visual ids
+    processor = build_tiny_processor()
+    processor.tokenizer.add_tokens(["<scene>"])
+    pipeline = VideoLavitPipeline(**{**pipe.components, "processor": processor})
+    text_vocab_size = pipe.language_model.config.text_vocab_size
+    with pytest.raises(ValueError, match=rf"prompt 0 encodes to id {text_vocab_size}, outside the LLM's {text_vocab_size} text ids"):
+        pipeline("a dog <scene>", **FAST)

@@ -233,11 +233,6 @@ class VideoLavitPipeline(DiffusionPipeline):
                 f"motion_tokenizer has {motion_config.codebook_size} codes and {motion_config.num_motion_tokens} "
                 f"tokens per clip, the LLM {llm_config.motion_vocab_size} and {llm_config.num_motion_tokens}"
             )
-        if len(self.processor.tokenizer) > llm_config.text_vocab_size:
-            raise ValueError(
-                f"the tokenizer has {len(self.processor.tokenizer)} pieces but the LLM only {llm_config.text_vocab_size} "
-                "text ids"
-            )
 
     @property
     def motion_detokenizer(self) -> VideoLavitMotionTokenizer:
@@ -375,9 +370,15 @@ class VideoLavitPipeline(DiffusionPipeline):
         """Prompts -> text ids without BOS/EOS (the original's generation prompts), one 1-D tensor each."""
         encoded = self.processor.tokenizer(prompts, add_special_tokens=False)["input_ids"]
         ids = [torch.tensor(e, dtype=torch.long) for e in encoded]
-        empty = [i for i, e in enumerate(ids) if e.numel() == 0]
-        if empty:
-            raise ValueError(f"prompt {empty[0]} {prompts[empty[0]]!r} encodes to no tokens")
+        text_vocab_size = self.language_model.config.text_vocab_size
+        for i, e in enumerate(ids):
+            if e.numel() == 0:
+                raise ValueError(f"prompt {i} {prompts[i]!r} encodes to no tokens")
+            if int(e.max()) >= text_vocab_size:
+                # an id added to the tokenizer would land on [IMG] / visual ids of the LLM
+                raise ValueError(
+                    f"prompt {i} encodes to id {int(e.max())}, outside the LLM's {text_vocab_size} text ids"
+                )
         return ids
 
     def encode_image(self, images: list[PIL.Image.Image], generator: torch.Generator | None) -> list[torch.LongTensor]:
