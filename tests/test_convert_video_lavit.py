@@ -19,6 +19,7 @@ from transformers import AutoModel, AutoModelForCausalLM, AutoProcessor, LlamaCo
 from transformers.utils import logging as hf_logging
 
 import video_lavit  # noqa: F401  (registers the Auto classes)
+from video_lavit import cli
 from video_lavit.conversion import convert_language_model, convert_video_lavit as cvl
 from video_lavit.conversion.convert_keyframe_decoder import convert_keyframe_pipeline
 from video_lavit.conversion.convert_video_detokenizer import convert_video_detokenizer
@@ -149,7 +150,7 @@ def converted(tmp_path_factory, fixtures_dir):
             "--config", str(base / "config.json"), "--keyframe-decoder-heads", str(info["heads"]),
             "--motion-encoder-config", str(base / "motion_encoder.json")]
     argv += [f"--{k.replace('_', '-')}={v}" for k, v in SIZES.items()]
-    assert cvl.main(argv) == 0
+    assert cli.main(["convert", *argv]) == 0
     return dict(info, base=base, release=release, out=base / "hf")
 
 
@@ -259,6 +260,25 @@ def test_bf16_understanding_only(converted, tmp_path):
     model = AutoModelForCausalLM.from_pretrained(out)
     assert model.dtype == torch.bfloat16
     assert torch.equal(model.lm_head.weight, converted["sft"]["lm_head.weight"].to(torch.bfloat16))
+
+
+def test_shard_writer_limits_files_and_indexes_every_key(tmp_path):
+    writer = cvl.SafetensorsShardWriter(tmp_path, max_shard_bytes=100, dtype=torch.float16)
+    tensors = {"a": torch.arange(10.0), "b": torch.ones(30), "big": torch.ones(80), "ids": torch.arange(3), "c": torch.ones(2)}
+    for key, value in tensors.items():
+        writer.add(key, value)
+    names = writer.close()
+    assert names == [f"model-0000{i}-of-00003.safetensors" for i in (1, 2, 3)]
+    index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    # fp16 halves the bytes: a (20) + b (60) fit 100; big (160) is alone; ids (int64, 24) + c (4) share the last
+    assert index["weight_map"] == {"a": names[0], "b": names[0], "big": names[1], "ids": names[2], "c": names[2]}
+    assert index["metadata"]["total_size"] == 20 + 60 + 160 + 24 + 4
+    with safe_open(str(tmp_path / names[2]), "pt") as f:
+        assert f.get_tensor("ids").dtype == torch.int64 and f.get_tensor("c").dtype == torch.float16
+    single = cvl.SafetensorsShardWriter(tmp_path / "one", max_shard_bytes=10**6, dtype=torch.float32)
+    (tmp_path / "one").mkdir()
+    single.add("x", torch.ones(3))
+    assert single.close() == ["model.safetensors"] and not (tmp_path / "one" / "model.safetensors.index.json").exists()
 
 
 @pytest.fixture
