@@ -1,6 +1,8 @@
 """Keyframe/motion token generation: processors, CFG (batched vs transformers' unbatched), seeded sampling,
 long video, image-to-video, pruning to the clip length, bad input, and parity with the original."""
 
+import copy
+
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, LogitsProcessor
@@ -271,3 +273,19 @@ def test_padded_tensor_input_equals_list_input(tiny):
 
 def test_parity_llm_t2v(fixtures_dir):
     assert verify_parity.main([str(fixtures_dir), "--only", "llm_t2v*"]) == 0
+
+
+def test_model_generation_config_does_not_leak_into_token_generation(tiny):
+    """Understanding defaults on `model.generation_config` (min_new_tokens, sampling, ...) must not change the stages."""
+    kwargs = _kw(num_clips=1)
+    reference = tiny.generate_video_tokens(PROMPTS, generator=torch.Generator().manual_seed(8), **kwargs)
+    saved = tiny.generation_config
+    try:
+        tiny.generation_config = copy.deepcopy(saved)
+        for name, value in dict(min_new_tokens=8, do_sample=True, top_k=3, repetition_penalty=1.5,
+                                suppress_tokens=[40, 41], guidance_scale=2.5, max_new_tokens=512).items():
+            setattr(tiny.generation_config, name, value)
+        leaked = tiny.generate_video_tokens(PROMPTS, generator=torch.Generator().manual_seed(8), **kwargs)
+    finally:
+        tiny.generation_config = saved
+    assert [s.tolist() for s in leaked.sequences] == [s.tolist() for s in reference.sequences]

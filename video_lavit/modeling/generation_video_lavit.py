@@ -452,10 +452,11 @@ class VideoLavitVideoTokenGenerationMixin:
         if do_sample:
             processors.append(GeneratorSamplingLogitsProcessor(generator, batch_size))
 
-        # everything the stage needs is explicit, so values from `model.generation_config` cannot leak in
+        # `generate` fills every unset (None) field from `model.generation_config` (e.g. an understanding
+        # min_new_tokens), so each field that would add a processor is set to its neutral value here
         generation_config = GenerationConfig(
             max_new_tokens=max_new_tokens,
-            min_length=0,
+            min_new_tokens=0,  # the stage's own MinNewTokensLengthLogitsProcessor must run after the CFG mix
             do_sample=False,
             num_beams=1,
             bos_token_id=start_token_id,
@@ -463,8 +464,13 @@ class VideoLavitVideoTokenGenerationMixin:
             pad_token_id=pad,
             use_cache=True,
             repetition_penalty=1.0,
+            encoder_repetition_penalty=1.0,
             no_repeat_ngram_size=0,
-            guidance_scale=guidance_scale if (use_cfg and not fused) else None,
+            suppress_tokens=[],
+            begin_suppress_tokens=[],
+            renormalize_logits=False,
+            remove_invalid_values=False,
+            guidance_scale=guidance_scale if (use_cfg and not fused) else 1.0,
             return_dict_in_generate=False,
         )
         sequences = self.generate(
