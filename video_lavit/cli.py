@@ -117,7 +117,16 @@ def _build_demo(subparsers) -> None:
     parser.set_defaults(handler=_run_demo)
 
 
-SUBCOMMANDS: dict[str, Callable] = {"decompose": _build_decompose, "demo": _build_demo}
+def _build_convert(subparsers) -> None:
+    from .conversion.convert_video_lavit import build_parser as build_convert_parser
+    from .conversion.convert_video_lavit import run as run_convert
+
+    parser = subparsers.add_parser("convert", help="convert the released Video-LaVIT folder into one Hugging Face folder")
+    build_convert_parser(parser)
+    parser.set_defaults(handler=run_convert)
+
+
+SUBCOMMANDS: dict[str, Callable] = {"decompose": _build_decompose, "demo": _build_demo, "convert": _build_convert}
 
 
 def build_parser() -> argparse.ArgumentParser:
