@@ -547,3 +547,29 @@ def test_multiple_return_sequences_keep_their_prompt(model, batch):
     out = model.generate(**batch, max_new_tokens=3, min_new_tokens=3, do_sample=True, num_return_sequences=2)
     assert out.shape == (6, 7 + 3)
     assert torch.equal(out[:, :7], batch["input_ids"].repeat_interleave(2, dim=0))
+
+
+@pytest.mark.slow
+def test_remote_code_export_loads_without_the_package(model, tmp_path):
+    import subprocess
+    import sys
+
+    from video_lavit.conversion.convert_language_model import save_with_remote_code
+
+    save_with_remote_code(model, tmp_path)
+    assert (tmp_path / "modeling_video_lavit.py").is_file() and (tmp_path / "configuration_video_lavit.py").is_file()
+    assert "auto_map" in json.loads((tmp_path / "config.json").read_text())
+    assert not hasattr(model.config, "auto_map") and VideoLavitForConditionalGeneration._auto_class is None
+    ids = torch.tensor([[1, 5, 6, 7]])
+    with torch.no_grad():
+        torch.save(model(input_ids=ids).logits, tmp_path / "expected.pt")
+    code = (
+        "import sys; sys.modules['video_lavit'] = None\n"  # the package must not be importable
+        "import torch\nfrom transformers import AutoModelForImageTextToText\n"
+        f"m = AutoModelForImageTextToText.from_pretrained({str(tmp_path)!r}, trust_remote_code=True, dtype=torch.float32)\n"
+        "assert type(m).__module__.startswith('transformers_modules'), type(m)\n"
+        f"out = m.eval()(input_ids=torch.tensor({ids.tolist()})).logits\n"
+        f"assert torch.equal(out, torch.load({str(tmp_path / 'expected.pt')!r}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]

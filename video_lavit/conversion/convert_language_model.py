@@ -14,7 +14,7 @@ source, raises `ValueError` listing them. Renaming never reads tensor data, so i
 Usage::
 
     python -m video_lavit.conversion.convert_language_model CHECKPOINT_ROOT OUTPUT_DIR
-        [--variant understanding|generation] [--dtype bfloat16]
+        [--variant understanding|generation] [--dtype bfloat16] [--remote-code]
 """
 
 from __future__ import annotations
@@ -154,13 +154,15 @@ def convert_checkpoint(
     variant: str = "understanding",
     dtype=torch.bfloat16,
     config=None,
+    remote_code: bool = False,
 ):
     """Write a complete `VideoLavitForConditionalGeneration` folder (weights, config, tokenizer files).
 
     `variant="understanding"` reads `language_model_sft/` only (it holds both tokenizers);
     `variant="generation"` reads `language_model/`, the keyframe tokenizer from `visual_tokenizer/` and the motion
     tokenizer from `motion_tokenizer.bin`. `config` (a `VideoLavitConfig`) replaces the released sizes, e.g. for
-    tiny test checkpoints; by default the text config is read from the source `config.json`.
+    tiny test checkpoints; by default the text config is read from the source `config.json`. `remote_code` also
+    writes the model sources (see `save_with_remote_code`).
     """
     from ..modeling.modeling_video_lavit import VideoLavitForConditionalGeneration
 
@@ -191,9 +193,36 @@ def convert_checkpoint(
         {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in converted.items()}, strict=True, assign=True
     )
     model.config.dtype = dtype
-    model.save_pretrained(output_dir)
+    if remote_code:
+        save_with_remote_code(model, output_dir)
+    else:
+        model.save_pretrained(output_dir)
     copy_tokenizer_files(source, output_dir)
     return model
+
+
+def save_with_remote_code(model, output_dir: str | Path) -> None:
+    """`save_pretrained` plus the modeling/configuration sources and an `auto_map`, so that the folder loads with
+    `trust_remote_code=True` where this package is not installed (`AutoConfig`, `AutoModel`, `AutoModelForCausalLM`,
+    `AutoModelForImageTextToText`, `AutoModelForMultimodalLM`). The classes are marked only for this call, so other
+    saves stay plain."""
+    from ..modeling.configuration_video_lavit import VideoLavitConfig
+    from ..modeling.modeling_video_lavit import VideoLavitForConditionalGeneration
+
+    model_class = "modeling_video_lavit.VideoLavitForConditionalGeneration"
+    model.config.auto_map = {
+        "AutoModel": "modeling_video_lavit.VideoLavitModel",
+        "AutoModelForImageTextToText": model_class,
+        "AutoModelForMultimodalLM": model_class,
+    }
+    VideoLavitConfig._auto_class = "AutoConfig"
+    VideoLavitForConditionalGeneration._auto_class = "AutoModelForCausalLM"
+    try:
+        model.save_pretrained(output_dir)
+    finally:
+        VideoLavitConfig._auto_class = None
+        VideoLavitForConditionalGeneration._auto_class = None
+        del model.config.auto_map
 
 
 def copy_tokenizer_files(source: str | Path, output_dir: str | Path) -> list[str]:
@@ -215,8 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output_dir", type=Path)
     parser.add_argument("--variant", choices=["understanding", "generation"], default="understanding")
     parser.add_argument("--dtype", choices=["bfloat16", "float16", "float32"], default="bfloat16")
+    parser.add_argument("--remote-code", action="store_true", help="also write the model sources + auto_map")
     args = parser.parse_args(argv)
-    model = convert_checkpoint(args.checkpoint_root, args.output_dir, args.variant, getattr(torch, args.dtype))
+    model = convert_checkpoint(
+        args.checkpoint_root, args.output_dir, args.variant, getattr(torch, args.dtype), remote_code=args.remote_code
+    )
     print(f"wrote {args.output_dir} ({sum(p.numel() for p in model.parameters()):,} parameters, {args.dtype})")
     return 0
 
