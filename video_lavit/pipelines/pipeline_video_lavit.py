@@ -27,7 +27,7 @@ from diffusers import (
 )
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.image_processor import VaeImageProcessor
-from diffusers.utils import BaseOutput, logging
+from diffusers.utils import BaseOutput, logging, replace_example_docstring
 
 from ..modeling.modeling_keyframe_decoder import VideoLavitKeyframeDecoder
 from ..modeling.modeling_motion_condition import VideoLavitMotionConditionEncoder
@@ -48,11 +48,11 @@ EXAMPLE_DOC_STRING = """
         >>> from video_lavit.pipelines import VideoLavitPipeline
         >>> from video_lavit.pipelines.video_export import export_to_mp4
 
-        >>> pipe = VideoLavitPipeline.from_pretrained("./video-lavit", dtype=torch.float16)
+        >>> pipe = VideoLavitPipeline.from_pretrained("video-lavit-hf", dtype=torch.float16)
         >>> pipe.enable_model_cpu_offload()
         >>> out = pipe("a sailboat drifting on a calm sea at sunset", num_clips=2,
         ...            generator=torch.Generator().manual_seed(42))
-        >>> export_to_mp4(out.frames[0], "sailboat.mp4", fps=8)
+        >>> export_to_mp4(out.frames[0], "sailboat.mp4", fps=6)
         ```
 """
 
@@ -423,6 +423,7 @@ class VideoLavitPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------------------------------ generation
 
     @torch.no_grad()
+    @replace_example_docstring(EXAMPLE_DOC_STRING)
     def __call__(
         self,
         prompt: str | list[str] | None = None,
@@ -496,6 +497,8 @@ class VideoLavitPipeline(DiffusionPipeline):
                 denoising loops; `pipe.stage` (`"keyframe"` / `"video"`) and `pipe.clip_index` tell which loop.
                 A returned `"latents"` replaces the current latents.
             callback_on_step_end_tensor_inputs (`list[str]`, defaults to `["latents"]`).
+
+        Examples:
 
         Returns:
             [`VideoLavitPipelineOutput`] or the tuple `(frames, keyframes, keyframe_token_ids, motion_token_ids)`.
