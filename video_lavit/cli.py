@@ -129,6 +129,17 @@ def _build_convert(subparsers) -> None:
 SUBCOMMANDS: dict[str, Callable] = {"decompose": _build_decompose, "demo": _build_demo, "convert": _build_convert}
 
 
+def _add_model_subcommands() -> None:
+    # generate / understand / reconstruct / tokenize live in cli_model.py (one builder each, same contract)
+    from .cli_model import MODEL_SUBCOMMANDS
+
+    for name, build in MODEL_SUBCOMMANDS.items():
+        SUBCOMMANDS.setdefault(name, build)
+
+
+_add_model_subcommands()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="video-lavit", description="Video-LaVIT tools")
     subparsers = parser.add_subparsers(dest="command", required=True)
