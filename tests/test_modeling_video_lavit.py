@@ -455,7 +455,7 @@ def test_video_question_answering_end_to_end(saved_with_processor, testdata_dir)
     assert torch.equal(out, again)
 
 
-def test_convert_sft_checkpoint_end_to_end(fixtures_dir, tmp_path):
+def test_convert_release_checkpoints_end_to_end(fixtures_dir, tmp_path):
     """A tiny `language_model_sft/` folder in the original layout (Llama keys + `model.visual_tokenizer.*` +
     `model.motion_tokenizer.*`, original names taken from the tokenizer fixtures) converts into a complete folder."""
     from video_lavit.conversion.convert_language_model import convert_checkpoint
@@ -501,6 +501,27 @@ def test_convert_sft_checkpoint_end_to_end(fixtures_dir, tmp_path):
     projection = loaded.visual_tokenizer.feature_projection
     assert torch.equal(projection.weight, visual_weights["vit_proj.weight"])
     assert any((tmp_path / "out" / name).is_file() for name in ("tokenizer.model", "tokenizer.json"))
+
+    # generation layout: Llama-only language_model/, EVA + tokenizer_encoder in visual_tokenizer/, vit_proj in
+    # language_model/visual_weight.bin, motion_tokenizer.bin; it assembles the same model
+    generation = tmp_path / "release" / "language_model"
+    (tmp_path / "release" / "visual_tokenizer").mkdir()
+    generation.mkdir()
+    torch.save(dict(llama.state_dict()), generation / "pytorch_model.bin")
+    (generation / "config.json").write_text(json.dumps({"model_type": "llama", **text}))
+    build_tiny_llama_tokenizer().save_pretrained(generation)
+    eva = {k[len("encoder."):]: v for k, v in visual_weights.items() if k.startswith("encoder.")}
+    torch.save(eva, tmp_path / "release" / "visual_tokenizer" / "eva_vitg_psz14.bin")
+    rest = {k: v for k, v in visual_weights.items() if not k.startswith(("encoder.", "vit_proj."))}
+    torch.save(rest, tmp_path / "release" / "visual_tokenizer" / "tokenizer_encoder.bin")
+    torch.save({k: v for k, v in visual_weights.items() if k.startswith("vit_proj.")}, generation / "visual_weight.bin")
+    torch.save(dict(motion_fixture.weights()), tmp_path / "release" / "motion_tokenizer.bin")
+    convert_checkpoint(tmp_path / "release", tmp_path / "out_gen", "generation", torch.float32, config=config)
+    generated = VideoLavitForConditionalGeneration.from_pretrained(tmp_path / "out_gen", dtype=torch.float32)
+    understanding_state = loaded.state_dict()
+    generation_state = generated.state_dict()
+    assert generation_state.keys() == understanding_state.keys()
+    assert all(torch.equal(generation_state[k], understanding_state[k]) for k in understanding_state)
 
     # every tensor is accounted for: a stray key or a missing tokenizer tensor is an error
     torch.save({**original, "model.extra.weight": torch.zeros(1)}, source / "pytorch_model.bin")
