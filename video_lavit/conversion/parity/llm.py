@@ -72,6 +72,11 @@ def config_from_fixture(spec: dict):
                  "bos_token_id", "eos_token_id", "tie_word_embeddings")
     text_config = {k: llama[k] for k in text_keys if k in llama}
     text_config["attention_bias"] = bool(llama.get("attention_bias", False))
+    # the original bounds a spliced prompt by `tokenizer_model_max_length` (it truncates there), not by
+    # `max_position_embeddings`; default RoPE does not depend on the latter, so the larger bound changes no value
+    text_config["max_position_embeddings"] = max(
+        int(llama["max_position_embeddings"]), int(llama.get("tokenizer_model_max_length") or 0)
+    )
     text_config["rope_parameters"] = {"rope_type": "default", "rope_theta": float(llama.get("rope_theta", 10000.0))}
     layout = token_layout_from_fixture(spec)
     hidden = llama["hidden_size"]
