@@ -290,3 +290,24 @@ def test_prompt_ids_beyond_the_text_vocabulary_are_rejected(pipe):
     text_vocab_size = pipe.language_model.config.text_vocab_size
     with pytest.raises(ValueError, match=rf"prompt 0 encodes to id {text_vocab_size}, outside the LLM's {text_vocab_size} text ids"):
         pipeline("a dog <scene>", **FAST)
+
+
+@pytest.mark.slow  # every default (500/500 LLM tokens, 50 + 25 diffusion steps): ~35 s on a loaded 2-core machine
+def test_saved_tiny_folder_runs_with_every_default(tmp_path):
+    pipeline = VideoLavitPipeline.from_pretrained(build_tiny_video_lavit(tmp_path / "tiny"))
+    pipeline.set_progress_bar_config(disable=True)
+    out = pipeline(PROMPT, generator=seeded(0))
+    assert len(out.frames) == 1 and len(out.frames[0]) == FRAMES and out.frames[0][0].size == (VW, VH)
+    assert out.keyframes[0][0].size == (KW, KH) and out.motion_token_ids.shape == (1, 1, MOTION_TOKENS)
+    assert pipeline.generate_image(PROMPT, generator=seeded(0)).images[0].size == (KW, KH)
+
+
+@pytest.mark.slow  # bf16 weights on the CPU through image-to-video and a second clip
+def test_bfloat16_image_to_long_video(tmp_path):
+    pipeline = VideoLavitPipeline.from_pretrained(build_tiny_video_lavit(tmp_path / "tiny"), dtype=torch.bfloat16)
+    pipeline.set_progress_bar_config(disable=True)
+    assert pipeline.language_model.dtype == torch.bfloat16 and pipeline.video_unet.dtype == torch.bfloat16
+    image = PIL.Image.new("RGB", (50, 40), "red")
+    out = pipeline(image=image, prompt="a car", num_clips=2, generator=seeded(0), output_type="np", **FAST)
+    assert out.frames.shape == (1, 2 * FRAMES - 1, VH, VW, 3) and out.frames.dtype == np.float32
+    assert np.isfinite(out.frames).all() and out.frames.std() > 0
