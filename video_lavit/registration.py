@@ -21,12 +21,14 @@ def _register_processing():
     """
     from transformers import AutoImageProcessor
 
+    from .modeling.configuration_video_lavit import VideoLavitConfig
     from .modeling.configuration_visual_tokenizer import VideoLavitVisualTokenizerConfig
     from .processing.image_processing_video_lavit import VideoLavitImageProcessor
 
-    AutoImageProcessor.register(
-        VideoLavitVisualTokenizerConfig, image_processor_classes={"pil": VideoLavitImageProcessor}, exist_ok=True
-    )
+    for config_class in (VideoLavitVisualTokenizerConfig, VideoLavitConfig):
+        AutoImageProcessor.register(
+            config_class, image_processor_classes={"pil": VideoLavitImageProcessor}, exist_ok=True
+        )
 
 
 _REGISTRATIONS.append(_register_processing)
