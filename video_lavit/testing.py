@@ -21,7 +21,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, AutoencoderKLTemporalDecoder, DDIMScheduler, EulerDiscreteScheduler, UNet2DConditionModel
+from diffusers import (
+    AutoencoderKL,
+    AutoencoderKLTemporalDecoder,
+    DDIMScheduler,
+    EulerDiscreteScheduler,
+    UNet2DConditionModel,
+)
 
 from .conversion.convert_video_detokenizer import SVD_SCHEDULER_CONFIG
 from .modeling.configuration_video_lavit import VideoLavitConfig

@@ -113,7 +113,8 @@ def _to_pil_list(image, name: str = "image") -> list[PIL.Image.Image]:
     if isinstance(image, torch.Tensor) and image.ndim in (3, 4) and image.shape[-3] == 3:
         tensor = (image[None] if image.ndim == 3 else image).detach().float().cpu()
         if tensor.min() < 0 or tensor.max() > 1:
-            raise ValueError(f"{name} tensors must lie in [0, 1], got [{float(tensor.min()):.3g}, {float(tensor.max()):.3g}]")
+            low, high = float(tensor.min()), float(tensor.max())
+            raise ValueError(f"{name} tensors must lie in [0, 1], got [{low:.3g}, {high:.3g}]")
         return VaeImageProcessor.numpy_to_pil(VaeImageProcessor.pt_to_numpy(tensor))
     shape = f" of shape {tuple(image.shape)}" if hasattr(image, "shape") else ""
     raise TypeError(
@@ -207,7 +208,8 @@ class VideoLavitPipeline(DiffusionPipeline):
             motion_tokenizer=motion_tokenizer,
         )
         self.register_to_config(
-            keyframe_height=keyframe_height, keyframe_width=keyframe_width, video_height=video_height, video_width=video_width
+            keyframe_height=keyframe_height, keyframe_width=keyframe_width,
+            video_height=video_height, video_width=video_width,
         )
         self._check_components()
         self._stage = None
@@ -253,7 +255,8 @@ class VideoLavitPipeline(DiffusionPipeline):
     def video_pipeline(self) -> VideoLavitReconstructionPipeline:
         """A [`VideoLavitReconstructionPipeline`] over this pipeline's video components (shared, not copied)."""
         pipe = VideoLavitReconstructionPipeline(
-            vae=self.video_vae, unet=self.video_unet, scheduler=self.video_scheduler, motion_encoder=self.motion_encoder,
+            vae=self.video_vae, unet=self.video_unet, scheduler=self.video_scheduler,
+            motion_encoder=self.motion_encoder,
         )
         pipe.set_progress_bar_config(**getattr(self, "_progress_bar_config", {}))
         return pipe
@@ -343,7 +346,9 @@ class VideoLavitPipeline(DiffusionPipeline):
             )
         unknown = [k for k in callback_on_step_end_tensor_inputs if k not in self._callback_tensor_inputs]
         if unknown:
-            raise ValueError(f"callback_on_step_end_tensor_inputs {unknown} are not among {self._callback_tensor_inputs}")
+            raise ValueError(
+                f"callback_on_step_end_tensor_inputs {unknown} are not among {self._callback_tensor_inputs}"
+            )
 
     def check_inputs(
         self, prompts, images, num_clips, height, width, keyframe_height, keyframe_width, num_inference_steps,
@@ -393,7 +398,8 @@ class VideoLavitPipeline(DiffusionPipeline):
         tokenizer = self.motion_detokenizer
         scale = self.video_pipeline.vae_scale_factor
         batch, clips = motion_codes.shape[:2]
-        motion = tokenizer.reconstruct(motion_codes.flatten(0, 1).to(tokenizer.device), size=(height // scale, width // scale))
+        codes = motion_codes.flatten(0, 1).to(tokenizer.device)
+        motion = tokenizer.reconstruct(codes, size=(height // scale, width // scale))
         return motion.float().reshape(batch, clips, *motion.shape[1:])
 
     def _check_keyframe_codes(self, codes: list[torch.Tensor], clip: int) -> None:
@@ -402,7 +408,8 @@ class VideoLavitPipeline(DiffusionPipeline):
             if not 1 <= c.numel() <= limit:
                 raise ValueError(
                     f"the LLM produced {c.numel()} visual codes for the keyframe of clip {clip} (sample {sample}); the "
-                    f"keyframe decoder takes 1 to {limit}. Try another seed or limit the keyframe stage's max_new_tokens"
+                    f"keyframe decoder takes 1 to {limit}. Try another seed or limit the keyframe stage's "
+                    "max_new_tokens"
                 )
 
     def _llm_generator(self, generator):
