@@ -279,3 +279,9 @@ def test_export_rejects_bad_frames(tmp_path):
         export_to_gif(np.zeros((2, 8, 8, 3), dtype=np.uint8), tmp_path / "a.gif", fps=0)
     with pytest.raises(ValueError, match="no frames"):
         export_to_gif([], tmp_path / "a.gif")
+
+
+def test_cpu_offload_sequence_names_every_model_component(pipe_with_tokenizer):
+    sequence = pipe_with_tokenizer.model_cpu_offload_seq.split("->")
+    models = {name for name, c in pipe_with_tokenizer.components.items() if isinstance(c, torch.nn.Module)}
+    assert set(sequence) == models
