@@ -5,6 +5,7 @@
 Each component registers itself in ``video_lavit/registration.py``.
 """
 
+from .hub_export import export_for_hub
 from .registration import register_all
 
 __version__ = "0.1.0"
