@@ -180,6 +180,7 @@ class _Reencoder:
         decoder.options = {"flags2": "+export_mvs"}
         decoder.thread_count = 1
         self.encoder, self.decoder = encoder, decoder
+        self.time_base = encoder.time_base  # cached: each property read builds a new Fraction
 
     def push(self, frame: av.VideoFrame | None) -> Iterator[ReencodedFrame]:
         if frame is not None:
@@ -208,7 +209,7 @@ class _Reencoder:
                 self._open_codecs(frame)
             # the CLI numbers output frames consecutively; the encoder needs pts + time_base on every frame
             frame.pts = self.count
-            frame.time_base = self.encoder.time_base
+            frame.time_base = self.time_base
             self.count += 1
         elif self.encoder is None:
             return
@@ -231,6 +232,7 @@ class _Reencoder:
 def _source_frames(container, name: str) -> Iterator[av.VideoFrame]:
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
+    time_base = stream.time_base
     # the CLI shifts input timestamps so the file starts at 0; the fps filter's rounding depends on it
     offset = 0
     if container.start_time is not None and stream.time_base:
@@ -256,7 +258,7 @@ def _source_frames(container, name: str) -> Iterator[av.VideoFrame]:
             pts = last_pts + 1
         last_pts = pts
         frame.pts = pts
-        frame.time_base = stream.time_base
+        frame.time_base = time_base
         yield frame
 
 
