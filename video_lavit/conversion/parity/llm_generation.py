@@ -19,11 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ...modeling.generation_video_lavit import (
-    ScoreRecorder,
-    VideoLavitTokenLayout,
-    VideoLavitVideoTokenGenerationMixin,
-)
+from ...modeling.generation_video_lavit import ScoreRecorder, VideoLavitTokenLayout
 from .common import Comparison, Fixture, compare_tensors
 
 def build_generation_model(spec: dict, llama_config: dict, state_dict: dict):
@@ -33,13 +29,10 @@ def build_generation_model(spec: dict, llama_config: dict, state_dict: dict):
     from ..convert_language_model import convert_language_model_state_dict, load_language_model_weights
     from .llm import config_from_fixture
 
-    model_class = VideoLavitForConditionalGeneration
-    if not issubclass(model_class, VideoLavitVideoTokenGenerationMixin):
-        model_class = type("VideoLavitForConditionalGeneration", (VideoLavitVideoTokenGenerationMixin, model_class), {})
     config = config_from_fixture({**spec, "llama_config": llama_config})
     config._attn_implementation = "sdpa"
     torch.manual_seed(0)
-    model = model_class(config).eval()
+    model = VideoLavitForConditionalGeneration(config).eval()
     load_language_model_weights(model, convert_language_model_state_dict(state_dict))
     return model
 
