@@ -27,7 +27,6 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from video_lavit.modeling.configuration_motion_tokenizer import VideoLavitMotionTokenizerConfig
 from video_lavit.modeling.configuration_video_lavit import VideoLavitConfig
 from video_lavit.modeling.configuration_visual_tokenizer import VideoLavitVisualTokenizerConfig
-from video_lavit.modeling.generation_video_lavit import VideoLavitVideoTokenGenerationMixin
 from video_lavit.modeling.modeling_video_lavit import VideoLavitForConditionalGeneration
 
 
@@ -48,11 +47,8 @@ def build_models(args):
         decoder_blocks_per_stage=(1, 1, 1, 1),
     )
     config = VideoLavitConfig(text_config=text, visual_tokenizer_config=visual, motion_tokenizer_config=motion)
-    model_class = VideoLavitForConditionalGeneration
-    if not issubclass(model_class, VideoLavitVideoTokenGenerationMixin):
-        model_class = type("VideoLavitForConditionalGeneration", (VideoLavitVideoTokenGenerationMixin, model_class), {})
     torch.manual_seed(0)
-    ours = model_class(config).eval()
+    ours = VideoLavitForConditionalGeneration(config).eval()
     floor = LlamaForCausalLM(LlamaConfig(**text)).eval()
     floor.model.load_state_dict(ours.model.language_model.state_dict())
     floor.lm_head.load_state_dict(ours.lm_head.state_dict())
