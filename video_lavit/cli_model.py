@@ -295,7 +295,8 @@ def _run_reconstruct(args) -> int:
     starts = list(range(0, frames.shape[0], per_clip))
     # every keyframe of one run has one size (the keyframe detokenizer's, or the source video's)
     video, sheet = _write_outputs(frames, torch.stack(keyframes), starts, args.out, args.fps)
-    print(f"{tokens['num_clips']} clips -> {frames.shape[0]} frames -> {video}; contact sheet -> {sheet}")
+    clips = tokens["num_clips"]
+    print(f"{clips} clip{'s' * (clips != 1)} -> {frames.shape[0]} frames -> {video}; contact sheet -> {sheet}")
     return 0
 
 
