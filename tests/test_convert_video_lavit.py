@@ -262,23 +262,38 @@ def test_bf16_understanding_only(converted, tmp_path):
     assert torch.equal(model.lm_head.weight, converted["sft"]["lm_head.weight"].to(torch.bfloat16))
 
 
-def test_shard_writer_limits_files_and_indexes_every_key(tmp_path):
-    writer = cvl.SafetensorsShardWriter(tmp_path, max_shard_bytes=100, dtype=torch.float16)
-    tensors = {"a": torch.arange(10.0), "b": torch.ones(30), "big": torch.ones(80), "ids": torch.arange(3), "c": torch.ones(2)}
+def test_shard_writer_streams_planned_tensors_into_loadable_files(tmp_path):
+    from safetensors.torch import load_file
+
+    tensors = {"a": torch.arange(10.0), "b": torch.ones(3, 10), "big": torch.randn(80), "ids": torch.arange(3),
+               "mask": torch.tensor([True, False]), "c": torch.tensor(2.5)}
+    plan = [(k, tuple(v.shape), cvl.output_dtype(v.dtype, torch.bfloat16)) for k, v in tensors.items()]
+    writer = cvl.SafetensorsShardWriter(tmp_path, plan, max_shard_bytes=100)
     for key, value in tensors.items():
-        writer.add(key, value)
+        writer.write(key, value)
     names = writer.close()
     assert names == [f"model-0000{i}-of-00003.safetensors" for i in (1, 2, 3)]
     index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
-    # fp16 halves the bytes: a (20) + b (60) fit 100; big (160) is alone; ids (int64, 24) + c (4) share the last
-    assert index["weight_map"] == {"a": names[0], "b": names[0], "big": names[1], "ids": names[2], "c": names[2]}
-    assert index["metadata"]["total_size"] == 20 + 60 + 160 + 24 + 4
-    with safe_open(str(tmp_path / names[2]), "pt") as f:
-        assert f.get_tensor("ids").dtype == torch.int64 and f.get_tensor("c").dtype == torch.float16
-    single = cvl.SafetensorsShardWriter(tmp_path / "one", max_shard_bytes=10**6, dtype=torch.float32)
+    # bf16 halves the bytes: a (20) + b (60) fit in 100; big (160) gets its own file; ids (24) + mask (2) + c (2)
+    assert index["weight_map"] == {"a": names[0], "b": names[0], "big": names[1], "ids": names[2], "mask": names[2],
+                                   "c": names[2]}
+    assert index["metadata"]["total_size"] == 20 + 60 + 160 + 24 + 2 + 2
+    loaded = {}
+    for name in names:
+        loaded.update(load_file(str(tmp_path / name)))
+        with safe_open(str(tmp_path / name), "pt") as f:
+            assert f.metadata() == {"format": "pt"}
+    for key, value in tensors.items():
+        expected = value.to(torch.bfloat16) if value.is_floating_point() else value
+        assert loaded[key].dtype == expected.dtype and torch.equal(loaded[key], expected), key
+
     (tmp_path / "one").mkdir()
-    single.add("x", torch.ones(3))
-    assert single.close() == ["model.safetensors"] and not (tmp_path / "one" / "model.safetensors.index.json").exists()
+    single = cvl.SafetensorsShardWriter(tmp_path / "one", [("x", (3,), torch.float32), ("y", (2,), torch.float32)], 10**6)
+    single.write("x", torch.ones(3))
+    with pytest.raises(ValueError, match=r"expected y \(2,\) next, got z"):
+        single.write("z", torch.ones(2))
+    with pytest.raises(ValueError, match="never written: \\['y'\\]"):
+        single.close()
 
 
 @pytest.fixture

@@ -48,6 +48,7 @@ import argparse
 import inspect
 import json
 import shutil
+import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -178,8 +179,10 @@ def iter_language_model(root: str | Path, variant: str) -> Iterator[tuple[str, d
         for shard in llm_shard_files(root / UNDERSTANDING_DIR):
             state_dict = load_weights_file(shard)
             for key in [k for k in state_dict if k.startswith(llm_conversion.MOTION_PREFIX)]:
-                motion[key] = state_dict.pop(key)
+                # a copy, so that the shard's memory map is released once its other tensors are written
+                motion[key] = state_dict.pop(key).clone()
             yield str(shard), _converted(str(shard), lambda: llm_conversion.convert_language_model_state_dict(state_dict))
+            del state_dict  # unmap this shard before the next is mapped
         label = f"{root / UNDERSTANDING_DIR} ({llm_conversion.MOTION_PREFIX}*)"
         converted = _converted(label, lambda: convert_motion_tokenizer_state_dict(motion, prefix=llm_conversion.MOTION_PREFIX))
         yield label, {llm_conversion.MOTION_PREFIX + k: v for k, v in converted.items()}
@@ -192,6 +195,7 @@ def iter_language_model(root: str | Path, variant: str) -> Iterator[tuple[str, d
             if foreign:
                 raise ValueError(f"{shard}: the generation LLM should hold Llama weights only; tokenizer keys: {foreign[:20]}")
             yield str(shard), _converted(str(shard), lambda: llm_conversion.convert_language_model_state_dict(state_dict))
+            del state_dict
         label = f"{root / 'visual_tokenizer'} (eva_vitg_psz14.bin, tokenizer_encoder.bin, vit_proj)"
         visual = _converted(label, lambda: convert_visual_checkpoint(root, merger_source="tokenizer_encoder"))
         yield label, {llm_conversion.VISUAL_PREFIX + k: v for k, v in visual.items()}
@@ -218,9 +222,10 @@ def meta_language_model(config):
         return VideoLavitForConditionalGeneration(config)
 
 
-def check_language_model(root: str | Path, variant: str, model) -> dict[str, tuple[int, ...]]:
+def check_language_model(root: str | Path, variant: str, model) -> list[tuple[str, tuple[int, ...], torch.dtype]]:
     """Read every source file once (headers only where memory-mapped) and check that the converted keys are exactly
-    those of `model` (a `meta_language_model`), with its shapes; returns our key -> shape."""
+    those of `model` (a `meta_language_model`), with its shapes; returns `(our key, shape, source dtype)` in the
+    order `iter_language_model` yields them (the write plan)."""
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     seen: dict[str, torch.Tensor] = {}
     origin: dict[str, str] = {}
@@ -231,7 +236,7 @@ def check_language_model(root: str | Path, variant: str, model) -> dict[str, tup
                 "tensors given by two source files: " + ", ".join(f"{k} ({origin[k]} and {label})" for k in clashes[:20])
             )
         for key, tensor in converted.items():
-            seen[key] = torch.empty(tensor.shape, device="meta")
+            seen[key] = torch.empty(tensor.shape, dtype=tensor.dtype, device="meta")
             origin[key] = label
         del converted
     # keys that have a source file are reported with it; missing keys can only name the folder
@@ -248,84 +253,123 @@ def check_language_model(root: str | Path, variant: str, model) -> dict[str, tup
     if variant == "generation":
         source += " + visual_tokenizer/ + motion_tokenizer.bin"
     llm_conversion.check_complete(seen, expected, source)
-    return expected
+    return [(k, tuple(v.shape), v.dtype) for k, v in seen.items()]
 
 
 # ------------------------------------------------------------------------------------------------ writing
+_SAFETENSORS_DTYPES = {
+    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64",
+    torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
+}
+
+
+def output_dtype(tensor_dtype: torch.dtype, dtype: torch.dtype) -> torch.dtype:
+    """Floating-point tensors are written in `dtype`, the others (ids, masks) unchanged."""
+    return dtype if tensor_dtype.is_floating_point else tensor_dtype
+
+
 class SafetensorsShardWriter:
-    """Write tensors into `model-0000i-of-0000n.safetensors` files of at most `max_shard_bytes` each (a tensor larger
-    than that gets a file of its own), plus `model.safetensors.index.json`; a single file is `model.safetensors`."""
+    """Write a planned sequence of tensors straight into safetensors files, one tensor at a time.
 
-    def __init__(self, folder: str | Path, max_shard_bytes: int, dtype: torch.dtype):
+    `entries` lists `(key, shape, dtype)` in the order the tensors will arrive; they are grouped into files of at most
+    `max_shard_bytes` (a tensor larger than that gets a file of its own) named as transformers names them
+    (`model.safetensors`, or `model-0000i-of-0000n.safetensors` + `model.safetensors.index.json`). Because every
+    header is known in advance, no shard is ever assembled in memory: `write` casts one tensor and appends its bytes.
+    """
+
+    def __init__(self, folder: str | Path, entries: list[tuple[str, tuple[int, ...], torch.dtype]], max_shard_bytes: int):
         self.folder = Path(folder)
-        self.max_shard_bytes = max_shard_bytes
-        self.dtype = dtype
-        self.buffer: dict[str, torch.Tensor] = {}
-        self.buffer_bytes = 0
-        self.files: list[list[str]] = []  # keys of each written file
-        self.total_bytes = 0
-        self.total_parameters = 0
+        groups: list[list[tuple[str, tuple[int, ...], torch.dtype]]] = []
+        size = 0
+        for key, shape, dtype in entries:
+            if dtype not in _SAFETENSORS_DTYPES:
+                raise ValueError(f"{key}: dtype {dtype} cannot be written to safetensors")
+            nbytes = _nbytes(shape, dtype)
+            if not groups or (groups[-1] and size + nbytes > max_shard_bytes):
+                groups.append([])
+                size = 0
+            groups[-1].append((key, tuple(shape), dtype))
+            size += nbytes
+        count = len(groups)
+        self.names = ["model.safetensors"] if count == 1 else [f"model-{i + 1:05d}-of-{count:05d}.safetensors" for i in range(count)]
+        self.groups = groups
+        self._order = [(key, shape, dtype, i) for i, group in enumerate(groups) for key, shape, dtype in group]
+        self._position = 0
+        self._file = None
 
-    def _temporary(self, index: int) -> Path:
-        return self.folder / f"model-part{index:05d}.safetensors.tmp"
+    def _open(self, index: int) -> None:
+        header, offset = {}, 0
+        for key, shape, dtype in self.groups[index]:
+            nbytes = _nbytes(shape, dtype)
+            header[key] = {"dtype": _SAFETENSORS_DTYPES[dtype], "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
+            offset += nbytes
+        header["__metadata__"] = {"format": "pt"}
+        raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
+        raw += b" " * (-len(raw) % 8)  # the data section starts 8-byte aligned, as safetensors writes it
+        self._file = open(self.folder / self.names[index], "wb")
+        self._file.write(struct.pack("<Q", len(raw)))
+        self._file.write(raw)
 
-    def add(self, key: str, tensor: torch.Tensor) -> None:
-        # a fresh contiguous copy: detaches from the memory-mapped source and from storage shared between keys
-        tensor = tensor.to(dtype=self.dtype if tensor.is_floating_point() else tensor.dtype, copy=True).contiguous()
-        size = tensor.numel() * tensor.element_size()
-        if self.buffer and self.buffer_bytes + size > self.max_shard_bytes:
-            self.flush()
-        self.buffer[key] = tensor
-        self.buffer_bytes += size
-        self.total_bytes += size
-        self.total_parameters += tensor.numel()
-
-    def flush(self) -> None:
-        if not self.buffer:
-            return
-        from safetensors.torch import save_file
-
-        save_file(self.buffer, str(self._temporary(len(self.files))), metadata={"format": "pt"})
-        self.files.append(sorted(self.buffer))
-        self.buffer, self.buffer_bytes = {}, 0
+    def write(self, key: str, tensor: torch.Tensor) -> None:
+        """Append the next planned tensor (cast to its planned dtype); any other key or shape is an error."""
+        if self._position >= len(self._order):
+            raise ValueError(f"{key}: every planned tensor was already written")
+        expected_key, shape, dtype, index = self._order[self._position]
+        if key != expected_key or tuple(tensor.shape) != shape:
+            raise ValueError(f"expected {expected_key} {shape} next, got {key} {tuple(tensor.shape)}: the sources changed")
+        if self._file is None:
+            self._open(index)
+        data = tensor.to(dtype).contiguous().reshape(-1).view(torch.uint8)
+        self._file.write(memoryview(data.numpy()))
+        self._position += 1
+        if self._position == len(self._order) or self._order[self._position][3] != index:
+            self._file.close()
+            self._file = None
 
     def close(self) -> list[str]:
-        """Flush, give the files their final names, write the index; returns the file names."""
-        self.flush()
-        count = len(self.files)
-        if count == 1:
-            names = ["model.safetensors"]
-        else:
-            names = [f"model-{i + 1:05d}-of-{count:05d}.safetensors" for i in range(count)]
-        for i, name in enumerate(names):
-            self._temporary(i).rename(self.folder / name)
-        if count > 1:
+        """Check that everything was written, write the index; returns the file names."""
+        if self._file is not None:
+            self._file.close()
+        if self._position != len(self._order):
+            missing = [key for key, *_ in self._order[self._position :]]
+            raise ValueError(f"{len(missing)} planned tensors were never written: {missing[:20]}")
+        if len(self.names) > 1:
             index = {
-                "metadata": {"total_parameters": self.total_parameters, "total_size": self.total_bytes},
-                "weight_map": {key: name for name, keys in zip(names, self.files) for key in keys},
+                "metadata": {
+                    "total_parameters": sum(_numel(shape) for _, shape, _, _ in self._order),
+                    "total_size": sum(_nbytes(shape, dtype) for _, shape, dtype, _ in self._order),
+                },
+                "weight_map": {key: self.names[i] for key, _, _, i in self._order},
             }
             (self.folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
-        return names
+        return self.names
+
+
+def _numel(shape) -> int:
+    count = 1
+    for dim in shape:
+        count *= dim
+    return count
+
+
+def _nbytes(shape, dtype: torch.dtype) -> int:
+    return _numel(shape) * (1 if dtype == torch.bool else torch.empty((), dtype=dtype).element_size())
 
 
 def write_language_model(
-    root: str | Path, variant: str, output_dir: str | Path, model, dtype: torch.dtype, max_shard_bytes: int,
+    root: str | Path, variant: str, output_dir: str | Path, model, plan: list[tuple[str, tuple[int, ...], torch.dtype]],
+    dtype: torch.dtype, max_shard_bytes: int,
 ) -> list[str]:
     """Stream the converted LLM of `variant` into `output_dir` (safetensors shards, config.json,
-    generation_config.json). `model` is the `meta_language_model` checked by `check_language_model`; the written keys
-    are checked against it once more."""
-    expected = set(model.state_dict())
+    generation_config.json). `model` is the `meta_language_model` and `plan` the key order `check_language_model`
+    returned; a source that no longer yields exactly that raises `ValueError`."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    writer = SafetensorsShardWriter(output_dir, max_shard_bytes, dtype)
-    written = set()
+    writer = SafetensorsShardWriter(output_dir, [(k, shape, output_dtype(d, dtype)) for k, shape, d in plan], max_shard_bytes)
     for _, converted in iter_language_model(root, variant):
         for key in list(converted):
-            writer.add(key, converted.pop(key))
-            written.add(key)
+            writer.write(key, converted.pop(key))
     names = writer.close()
-    if written != expected:
-        raise ValueError(f"{root}: the source files changed during the conversion (keys {sorted(written ^ expected)[:20]})")
 
     model.config.dtype = dtype
     model.config.architectures = [type(model).__name__]
@@ -451,8 +495,7 @@ def convert_video_lavit(
         shared = [models[p] for p in models if configs[p] is configs[part]]
         models[part] = shared[0] if shared else meta_language_model(configs[part])
     # every source key is checked before anything is written
-    for part in parts:
-        check_language_model(original, part, models[part])
+    plans = {part: check_language_model(original, part, models[part]) for part in parts}
 
     partial = out.with_name(out.name + ".partial")
     if partial.exists():
@@ -468,14 +511,15 @@ def convert_video_lavit(
                 motion_encoder_config=motion_encoder_config,
             )
             video_index = _move_components(partial / "_video", partial, VIDEO_RENAMES)
-            write_language_model(original, "generation", partial / "language_model", models["generation"], dtype,
-                                 max_shard_bytes)
+            write_language_model(original, "generation", partial / "language_model", models["generation"],
+                                 plans["generation"], dtype, max_shard_bytes)
             build_processor(original / GENERATION_DIR, configs["generation"]).save_pretrained(partial / "processor")
             index = pipeline_model_index(keyframe_index, video_index, keyframe_height=keyframe_height,
                                          keyframe_width=keyframe_width, video_height=video_height, video_width=video_width)
             (partial / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
         if "understanding" in parts:
-            write_language_model(original, "understanding", partial, models["understanding"], dtype, max_shard_bytes)
+            write_language_model(original, "understanding", partial, models["understanding"], plans["understanding"],
+                                 dtype, max_shard_bytes)
             build_processor(original / UNDERSTANDING_DIR, configs["understanding"]).save_pretrained(partial)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
