@@ -283,7 +283,8 @@ def test_model_generation_config_does_not_leak_into_token_generation(tiny):
     try:
         tiny.generation_config = copy.deepcopy(saved)
         for name, value in dict(min_new_tokens=8, do_sample=True, top_k=3, repetition_penalty=1.5,
-                                suppress_tokens=[40, 41], guidance_scale=2.5, max_new_tokens=512).items():
+                                suppress_tokens=[40, 41], guidance_scale=2.5, max_new_tokens=512,
+                                num_return_sequences=2).items():
             setattr(tiny.generation_config, name, value)
         leaked = tiny.generate_video_tokens(PROMPTS, generator=torch.Generator().manual_seed(8), **kwargs)
     finally:

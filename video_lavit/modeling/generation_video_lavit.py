@@ -459,6 +459,7 @@ class VideoLavitVideoTokenGenerationMixin:
             min_new_tokens=0,  # the stage's own MinNewTokensLengthLogitsProcessor must run after the CFG mix
             do_sample=False,
             num_beams=1,
+            num_return_sequences=1,
             bos_token_id=start_token_id,
             eos_token_id=end_token_id,
             pad_token_id=pad,
