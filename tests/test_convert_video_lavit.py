@@ -361,3 +361,48 @@ def test_refuses_non_empty_output_and_bad_arguments(converted, tmp_path):
         cvl.convert_video_lavit(converted["release"], tmp_path / "o2", parts=("everything",))
     with pytest.raises(ValueError, match="max_shard_size"):
         cvl.convert_video_lavit(converted["release"], tmp_path / "o2", max_shard_size=0)
+
+
+LLAMA_2_7B = {"model_type": "llama", "architectures": ["VideoLaVITLlamaForCausalLM"], "vocab_size": 49412,
+              "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32,
+              "num_key_value_heads": 32, "hidden_act": "silu", "max_position_embeddings": 4096, "rope_theta": 10000.0,
+              "rope_scaling": None, "rms_norm_eps": 1e-5, "tie_word_embeddings": False, "attention_bias": False,
+              "bos_token_id": 1, "eos_token_id": 2, "use_xformers": True, "torch_dtype": "bfloat16"}
+
+
+def test_full_size_release_plan_on_meta_tensors(released_keys_dir, tmp_path):
+    """The released files (every key list of `released_keys/`, as meta tensors: no data) pass the whole-release check
+    with the released configs, and the write plan holds every tensor of the full-size model."""
+    def keys(name):
+        return json.loads((released_keys_dir / f"{name}.json").read_text())["keys"]
+
+    def meta(entries, prefix=""):
+        return {prefix + k: torch.empty(shape, dtype=torch.bfloat16, device="meta") for k, shape in entries}
+
+    for folder, name, shards in (("language_model_sft", "language_model_sft", 4), ("language_model", "language_model", 3)):
+        entries, weight_map = keys(name), {}
+        (tmp_path / folder).mkdir()
+        for i in range(shards):
+            file = f"pytorch_model-{i + 1:05d}-of-{shards:05d}.bin"
+            part = entries[i * len(entries) // shards : (i + 1) * len(entries) // shards]
+            torch.save(meta(part), tmp_path / folder / file)
+            weight_map.update(dict.fromkeys((k for k, _ in part), file))
+        (tmp_path / folder / "pytorch_model.bin.index.json").write_text(json.dumps({"weight_map": weight_map}))
+        (tmp_path / folder / "config.json").write_text(json.dumps(LLAMA_2_7B))
+    (tmp_path / "visual_tokenizer").mkdir()
+    for name in ("eva_vitg_psz14", "tokenizer_encoder"):
+        torch.save(meta(keys(f"visual_tokenizer__{name}")), tmp_path / "visual_tokenizer" / f"{name}.bin")
+    torch.save(meta(keys("motion_tokenizer")), tmp_path / "motion_tokenizer.bin")
+
+    config = cvl.language_model_config(tmp_path, "understanding")
+    model = cvl.meta_language_model(config)
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    for variant in cvl.PARTS:
+        plan = cvl.check_language_model(tmp_path, variant, model)
+        assert {k: shape for k, shape, _ in plan} == ours
+        writer = cvl.SafetensorsShardWriter(tmp_path, [(k, s, torch.bfloat16) for k, s, _ in plan], 5 * 10**9)
+        group_bytes = [sum(2 * int(np.prod(s)) for _, s, _ in group) for group in writer.groups]
+        # about 8.46 G parameters in bf16: four files of at most 5 GB
+        assert 16.5e9 < sum(group_bytes) < 17.5e9 and max(group_bytes) <= 5e9 and len(writer.names) == 4
+    assert config.text_config.vocab_size == 49412 and config.text_config.num_hidden_layers == 32
+    assert not list(tmp_path.glob("*.safetensors"))  # planning writes nothing
