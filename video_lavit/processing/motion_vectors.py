@@ -330,6 +330,7 @@ def reencode_video(
 def decode_intra_packet(packet: bytes) -> av.VideoFrame:
     """Decode one intra-coded mpeg4 packet of the re-encode on its own (the VOL header is repeated in it)."""
     decoder = av.CodecContext.create("mpeg4", "r")
+    decoder.thread_count = 1  # one frame: worker threads would only add start-up cost
     frames = list(decoder.decode(av.Packet(packet))) + list(decoder.decode(None))
     if len(frames) != 1:
         raise ValueError(f"an intra packet decoded to {len(frames)} frames, expected 1")
