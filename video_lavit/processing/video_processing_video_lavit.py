@@ -8,7 +8,6 @@ each clip gives one keyframe (the I-frame, through the image eval transform) and
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 
