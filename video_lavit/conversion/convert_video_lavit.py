@@ -55,6 +55,7 @@ from pathlib import Path
 import torch
 
 from . import convert_language_model as llm_conversion
+from .convert_language_model import MOTION_PREFIX, VISUAL_PREFIX, convert_language_model_state_dict
 from .convert_keyframe_decoder import convert_keyframe_pipeline
 from .convert_motion_tokenizer import convert_motion_tokenizer_state_dict
 from .convert_video_detokenizer import convert_video_detokenizer
@@ -127,7 +128,7 @@ def check_release_folder(root: str | Path, parts: tuple[str, ...] = PARTS) -> No
 
 # ------------------------------------------------------------------------------------------------ reading weights
 def llm_shard_files(folder: str | Path) -> list[Path]:
-    """The weight files of a transformers checkpoint folder, in index order; every file the index names must exist."""
+    """The weight files of a transformers checkpoint folder, sorted; every file its index names must exist."""
     folder = Path(folder)
     for index_name in ("pytorch_model.bin.index.json", "model.safetensors.index.json"):
         index = folder / index_name
@@ -178,30 +179,30 @@ def iter_language_model(root: str | Path, variant: str) -> Iterator[tuple[str, d
         motion = {}
         for shard in llm_shard_files(root / UNDERSTANDING_DIR):
             state_dict = load_weights_file(shard)
-            for key in [k for k in state_dict if k.startswith(llm_conversion.MOTION_PREFIX)]:
+            for key in [k for k in state_dict if k.startswith(MOTION_PREFIX)]:
                 # a copy, so that the shard's memory map is released once its other tensors are written
                 motion[key] = state_dict.pop(key).clone()
-            yield str(shard), _converted(str(shard), lambda: llm_conversion.convert_language_model_state_dict(state_dict))
+            yield str(shard), _converted(str(shard), lambda: convert_language_model_state_dict(state_dict))
             del state_dict  # unmap this shard before the next is mapped
-        label = f"{root / UNDERSTANDING_DIR} ({llm_conversion.MOTION_PREFIX}*)"
-        converted = _converted(label, lambda: convert_motion_tokenizer_state_dict(motion, prefix=llm_conversion.MOTION_PREFIX))
-        yield label, {llm_conversion.MOTION_PREFIX + k: v for k, v in converted.items()}
+        label = f"{root / UNDERSTANDING_DIR} ({MOTION_PREFIX}*)"
+        converted = _converted(label, lambda: convert_motion_tokenizer_state_dict(motion, prefix=MOTION_PREFIX))
+        yield label, {MOTION_PREFIX + k: v for k, v in converted.items()}
     elif variant == "generation":
         from .convert_visual_tokenizer import convert_checkpoint as convert_visual_checkpoint
 
         for shard in llm_shard_files(root / GENERATION_DIR):
             state_dict = load_weights_file(shard)
-            foreign = sorted(k for k in state_dict if k.startswith((llm_conversion.VISUAL_PREFIX, llm_conversion.MOTION_PREFIX)))
+            foreign = sorted(k for k in state_dict if k.startswith((VISUAL_PREFIX, MOTION_PREFIX)))
             if foreign:
-                raise ValueError(f"{shard}: the generation LLM should hold Llama weights only; tokenizer keys: {foreign[:20]}")
-            yield str(shard), _converted(str(shard), lambda: llm_conversion.convert_language_model_state_dict(state_dict))
+                raise ValueError(f"{shard}: the generation LLM should hold Llama weights only; got {foreign[:20]}")
+            yield str(shard), _converted(str(shard), lambda: convert_language_model_state_dict(state_dict))
             del state_dict
         label = f"{root / 'visual_tokenizer'} (eva_vitg_psz14.bin, tokenizer_encoder.bin, vit_proj)"
         visual = _converted(label, lambda: convert_visual_checkpoint(root, merger_source="tokenizer_encoder"))
-        yield label, {llm_conversion.VISUAL_PREFIX + k: v for k, v in visual.items()}
+        yield label, {VISUAL_PREFIX + k: v for k, v in visual.items()}
         label = str(root / "motion_tokenizer.bin")
         motion = _converted(label, lambda: convert_motion_tokenizer_state_dict(load_weights_file(label)))
-        yield label, {llm_conversion.MOTION_PREFIX + k: v for k, v in motion.items()}
+        yield label, {MOTION_PREFIX + k: v for k, v in motion.items()}
     else:
         raise ValueError(f"variant must be one of {PARTS}, got {variant!r}")
 
@@ -211,7 +212,11 @@ def language_model_config(root: str | Path, variant: str, config=None):
     from the source folder's `config.json`."""
     if config is not None:
         return config
-    return llm_conversion.config_from_original(Path(root) / (UNDERSTANDING_DIR if variant == "understanding" else GENERATION_DIR))
+    return llm_conversion.config_from_original(_llm_dir(root, variant))
+
+
+def _llm_dir(root: str | Path, variant: str) -> Path:
+    return Path(root) / (UNDERSTANDING_DIR if variant == "understanding" else GENERATION_DIR)
 
 
 def meta_language_model(config):
@@ -233,7 +238,8 @@ def check_language_model(root: str | Path, variant: str, model) -> list[tuple[st
         clashes = sorted(k for k in converted if k in origin)
         if clashes:
             raise ValueError(
-                "tensors given by two source files: " + ", ".join(f"{k} ({origin[k]} and {label})" for k in clashes[:20])
+                "tensors given by two source files: "
+                + ", ".join(f"{k} ({origin[k]} and {label})" for k in clashes[:20])
             )
         for key, tensor in converted.items():
             seen[key] = torch.empty(tensor.shape, dtype=tensor.dtype, device="meta")
@@ -248,8 +254,10 @@ def check_language_model(root: str | Path, variant: str, model) -> list[tuple[st
     if foreign or wrong:
         problems = [f"{len(foreign)} converted keys are not ours: {foreign[:20]}"] if foreign else []
         problems += [f"{len(wrong)} shape mismatches: {wrong[:20]}"] if wrong else []
-        raise ValueError(f"the {variant} language model does not match VideoLavitForConditionalGeneration; " + "; ".join(problems))
-    source = str(Path(root) / (UNDERSTANDING_DIR if variant == "understanding" else GENERATION_DIR))
+        raise ValueError(
+            f"the {variant} language model does not match VideoLavitForConditionalGeneration; " + "; ".join(problems)
+        )
+    source = str(_llm_dir(root, variant))
     if variant == "generation":
         source += " + visual_tokenizer/ + motion_tokenizer.bin"
     llm_conversion.check_complete(seen, expected, source)
@@ -277,7 +285,9 @@ class SafetensorsShardWriter:
     header is known in advance, no shard is ever assembled in memory: `write` casts one tensor and appends its bytes.
     """
 
-    def __init__(self, folder: str | Path, entries: list[tuple[str, tuple[int, ...], torch.dtype]], max_shard_bytes: int):
+    def __init__(
+        self, folder: str | Path, entries: list[tuple[str, tuple[int, ...], torch.dtype]], max_shard_bytes: int
+    ):
         self.folder = Path(folder)
         groups: list[list[tuple[str, tuple[int, ...], torch.dtype]]] = []
         size = 0
@@ -291,7 +301,10 @@ class SafetensorsShardWriter:
             groups[-1].append((key, tuple(shape), dtype))
             size += nbytes
         count = len(groups)
-        self.names = ["model.safetensors"] if count == 1 else [f"model-{i + 1:05d}-of-{count:05d}.safetensors" for i in range(count)]
+        self.names = (
+            ["model.safetensors"] if count == 1
+            else [f"model-{i + 1:05d}-of-{count:05d}.safetensors" for i in range(count)]
+        )
         self.groups = groups
         self._order = [(key, shape, dtype, i) for i, group in enumerate(groups) for key, shape, dtype in group]
         self._position = 0
@@ -301,7 +314,9 @@ class SafetensorsShardWriter:
         header, offset = {}, 0
         for key, shape, dtype in self.groups[index]:
             nbytes = _nbytes(shape, dtype)
-            header[key] = {"dtype": _SAFETENSORS_DTYPES[dtype], "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
+            header[key] = {
+                "dtype": _SAFETENSORS_DTYPES[dtype], "shape": list(shape), "data_offsets": [offset, offset + nbytes]
+            }
             offset += nbytes
         header["__metadata__"] = {"format": "pt"}
         raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
@@ -316,7 +331,9 @@ class SafetensorsShardWriter:
             raise ValueError(f"{key}: every planned tensor was already written")
         expected_key, shape, dtype, index = self._order[self._position]
         if key != expected_key or tuple(tensor.shape) != shape:
-            raise ValueError(f"expected {expected_key} {shape} next, got {key} {tuple(tensor.shape)}: the sources changed")
+            raise ValueError(
+                f"expected {expected_key} {shape} next, got {key} {tuple(tensor.shape)}: the sources changed"
+            )
         if self._file is None:
             self._open(index)
         data = tensor.to(dtype).contiguous().reshape(-1).view(torch.uint8)
@@ -341,7 +358,8 @@ class SafetensorsShardWriter:
                 },
                 "weight_map": {key: self.names[i] for key, _, _, i in self._order},
             }
-            (self.folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+            text = json.dumps(index, indent=2, sort_keys=True) + "\n"
+            (self.folder / "model.safetensors.index.json").write_text(text)
         return self.names
 
 
@@ -365,7 +383,8 @@ def write_language_model(
     returned; a source that no longer yields exactly that raises `ValueError`."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    writer = SafetensorsShardWriter(output_dir, [(k, shape, output_dtype(d, dtype)) for k, shape, d in plan], max_shard_bytes)
+    entries = [(k, shape, output_dtype(d, dtype)) for k, shape, d in plan]
+    writer = SafetensorsShardWriter(output_dir, entries, max_shard_bytes)
     for _, converted in iter_language_model(root, variant):
         for key in list(converted):
             writer.write(key, converted.pop(key))
@@ -390,7 +409,8 @@ def build_processor(tokenizer_dir: str | Path, config):
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     if len(tokenizer) > config.text_vocab_size:
         raise ValueError(
-            f"{tokenizer_dir}: the tokenizer has {len(tokenizer)} pieces but the model only {config.text_vocab_size} text ids"
+            f"{tokenizer_dir}: the tokenizer has {len(tokenizer)} pieces but the model only "
+            f"{config.text_vocab_size} text ids"
         )
     image_size = config.visual_tokenizer_config.image_size
     size = {"height": image_size, "width": image_size}
@@ -417,7 +437,8 @@ def pipeline_model_index(keyframe_index: dict, video_index: dict, **sizes) -> di
     from ..processing.processing_video_lavit import VideoLavitProcessor
 
     signature = inspect.signature(VideoLavitPipeline.__init__).parameters
-    defaults = {name: signature[name].default for name in ("keyframe_height", "keyframe_width", "video_height", "video_width")}
+    names = ("keyframe_height", "keyframe_width", "video_height", "video_width")
+    defaults = {name: signature[name].default for name in names}
     unknown = set(sizes) - set(defaults)
     if unknown:
         raise ValueError(f"unknown pipeline sizes {sorted(unknown)}; expected some of {sorted(defaults)}")
@@ -504,7 +525,9 @@ def convert_video_lavit(
     try:
         if "generation" in parts:
             # the detokenizer converters load, check and save their own components; their folders are then renamed
-            convert_keyframe_pipeline(original, partial / "_keyframe", dtype, num_attention_heads=keyframe_decoder_heads)
+            convert_keyframe_pipeline(
+                original, partial / "_keyframe", dtype, num_attention_heads=keyframe_decoder_heads
+            )
             keyframe_index = _move_components(partial / "_keyframe", partial, KEYFRAME_RENAMES)
             convert_video_detokenizer(
                 original, partial / "_video", weights=video_unet_weights(original), dtype=dtype,
@@ -514,8 +537,10 @@ def convert_video_lavit(
             write_language_model(original, "generation", partial / "language_model", models["generation"],
                                  plans["generation"], dtype, max_shard_bytes)
             build_processor(original / GENERATION_DIR, configs["generation"]).save_pretrained(partial / "processor")
-            index = pipeline_model_index(keyframe_index, video_index, keyframe_height=keyframe_height,
-                                         keyframe_width=keyframe_width, video_height=video_height, video_width=video_width)
+            index = pipeline_model_index(
+                keyframe_index, video_index, keyframe_height=keyframe_height, keyframe_width=keyframe_width,
+                video_height=video_height, video_width=video_width,
+            )
             (partial / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
         if "understanding" in parts:
             write_language_model(original, "understanding", partial, models["understanding"], plans["understanding"],
