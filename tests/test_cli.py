@@ -1,5 +1,6 @@
 """The model subcommands of the `video-lavit` console command, run in-process on the miniature model."""
 
+import functools
 import json
 
 import av
@@ -37,6 +38,7 @@ def test_generate_long_video_and_contact_sheet(model_dir, tmp_path, monkeypatch,
     calls = []
     original_call = VideoLavitPipeline.__call__
 
+    @functools.wraps(original_call)  # keeps the signature the CLI reads the pipeline's defaults from
     def spy(self, *args, **kwargs):
         calls.append(dict(kwargs, seed=kwargs["generator"].initial_seed()))
         return original_call(self, *args, **kwargs)
@@ -147,6 +149,12 @@ def test_default_model_and_errors(model_dir, video, monkeypatch, capsys):
     assert ".mp4, .gif, .png" in capsys.readouterr().err
     assert main(["tokenize", "--model", str(model_dir / "missing"), "--video", video]) == 2
     assert "is not a folder" in capsys.readouterr().err
+    assert main(["understand", "--video", str(model_dir / "none.mp4"), "--question", "what?"]) == 2
+    assert "--video" in capsys.readouterr().err
+    assert main(["generate", "--prompt", "x", "--image", "none.png", "--out", "x.mp4"]) == 2
+    assert "--image 'none.png' is not a file" in capsys.readouterr().err
+    assert main(["generate", "--prompt", "x", "--clips", "99", "--out", "x.mp4"]) == 2
+    assert "num_clips must be an int in [1, 4]" in capsys.readouterr().err
 
 
 def test_every_subcommand_is_registered(capsys):

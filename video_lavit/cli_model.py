@@ -57,6 +57,12 @@ def _load_video_pipeline(args):
     return VideoLavitPipeline.from_pretrained(folder, dtype=dtype).to(device)
 
 
+def _existing_file(path: str | None, flag: str) -> str | None:
+    if path is not None and not Path(path).is_file():
+        raise ValueError(f"{flag} {path!r} is not a file")
+    return path
+
+
 def _generator(seed: int):
     import torch
 
@@ -79,15 +85,13 @@ def _run_generate(args) -> int:
     from .media_output import check_video_path
 
     check_video_path(args.out)
+    _existing_file(args.image, "--image")
     pipe = _load_video_pipeline(args)
     steps = {} if args.steps is None else {"num_inference_steps": args.steps, "keyframe_num_inference_steps": args.steps}
-    # (keyframe, motion) LLM token limits; the pipeline's defaults are 500 / 20 for both stages
-    max_new = (args.max_keyframe_tokens or 500, args.max_motion_tokens or 500)
-    limits = {"max_new_tokens": max_new, "min_new_tokens": (min(20, max_new[0]), min(20, max_new[1]))}
     image = None if args.image is None else PIL.Image.open(args.image).convert("RGB")
     out = pipe(
         prompt=args.prompt, image=image, num_clips=args.clips, generator=_generator(args.seed), output_type="pt",
-        **steps, **limits,
+        **steps, **_token_limits(args.max_keyframe_tokens, args.max_motion_tokens),
     )
     frames = out.frames[0]  # [T, 3, H, W]
     frames_per_clip = pipe.motion_detokenizer.config.num_frames
@@ -97,6 +101,21 @@ def _run_generate(args) -> int:
     print(f"{frames.shape[0]} frames ({args.clips} clip{'s' * (args.clips > 1)}, {frames.shape[2]}x{frames.shape[3]}) "
           f"-> {video}; contact sheet -> {sheet}")
     return 0
+
+
+def _token_limits(max_keyframe: int | None, max_motion: int | None) -> dict:
+    """`max_new_tokens` / `min_new_tokens` (keyframe, motion) pairs for the given limits; the pipeline's defaults for
+    the rest, minimums lowered to fit under a smaller maximum."""
+    if max_keyframe is None and max_motion is None:
+        return {}
+    import inspect
+
+    from .pipelines import VideoLavitPipeline
+
+    defaults = inspect.signature(VideoLavitPipeline.__call__).parameters
+    default_max, default_min = defaults["max_new_tokens"].default, defaults["min_new_tokens"].default
+    maxima = tuple(default_max if m is None else m for m in (max_keyframe, max_motion))
+    return {"max_new_tokens": maxima, "min_new_tokens": tuple(min(default_min, m) for m in maxima)}
 
 
 def _build_generate(subparsers) -> None:
@@ -143,7 +162,8 @@ def answer_question(model_folder, question: str, video=None, image=None, max_new
 def _run_understand(args) -> int:
     device, dtype = _device_and_dtype(args)
     answer = answer_question(
-        resolve_model(args.model), args.question, video=args.video, image=args.image,
+        resolve_model(args.model), args.question, video=_existing_file(args.video, "--video"),
+        image=_existing_file(args.image, "--image"),
         max_new_tokens=args.max_new_tokens, max_clips=args.max_clips, device=device, dtype=dtype,
     )
     print(answer)
@@ -213,6 +233,7 @@ def _load_understanding(args):
 
 
 def _run_tokenize(args) -> int:
+    _existing_file(args.video, "--video")
     model, processor = _load_understanding(args)
     result = tokenize_video(model, processor, args.video, max_clips=args.max_clips, generator=_generator(args.seed))
     text = json.dumps(result) + "\n"
@@ -284,6 +305,7 @@ def _run_reconstruct(args) -> int:
     from .media_output import check_video_path
 
     check_video_path(args.out)
+    _existing_file(args.video, "--video")
     pipe = _load_video_pipeline(args)
     frames, keyframes, tokens = reconstruct_video(
         pipe, args.video, max_clips=args.max_clips, steps=args.steps, keyframe=args.keyframe,
