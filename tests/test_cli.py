@@ -159,7 +159,8 @@ def test_default_model_and_errors(model_dir, video, monkeypatch, capsys):
 
 def test_every_subcommand_is_registered(capsys):
     parser = build_parser()
-    for command in ("decompose", "demo", "convert", "generate", "understand", "reconstruct", "tokenize"):
+    for command in ("decompose", "demo", "convert", "generate", "understand", "reconstruct", "tokenize",
+                    "export-for-hub"):
         with pytest.raises(SystemExit) as exit_info:
             parser.parse_args([command, "--help"])
         assert exit_info.value.code == 0

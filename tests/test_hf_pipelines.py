@@ -148,6 +148,9 @@ def test_video_text_to_text_answers_like_generate(converted, video_qa, testdata_
     assert answer["generated_text"] == _direct_answer(root_model, processor, "What animal?", 5, images=[image])
     assert answer["full_text"].endswith("What animal? ASSISTANT:" + answer["full_text"].split("ASSISTANT:")[-1])
     assert qa(image, question="What animal?", max_new_tokens=5)["generated_text"] == answer["generated_text"]
+    # a list of inputs gives one answer each
+    both = qa([image, {"image": image, "question": "What animal?"}], question="What animal?", max_new_tokens=5)
+    assert both == [{"generated_text": answer["generated_text"]}] * 2
 
 
 def test_video_text_to_text_bad_inputs(video_qa, testdata_dir):

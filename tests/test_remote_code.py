@@ -13,6 +13,7 @@ import torch
 from transformers import AutoModel, AutoModelForCausalLM
 
 import video_lavit
+from video_lavit.cli import main
 from video_lavit.hub_export import unresolved_auto_map_entries
 from video_lavit.modeling.modeling_motion_tokenizer import VideoLavitMotionTokenizer
 from video_lavit.modeling.modeling_video_lavit import VideoLavitForConditionalGeneration
@@ -41,7 +42,7 @@ def _digest(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_export_writes_resolvable_auto_maps_and_keeps_weights(folder):
+def test_export_writes_resolvable_auto_maps_and_keeps_weights(folder, capsys):
     weights = {p: _digest(p) for p in folder.rglob("*.safetensors")}
     exported = video_lavit.export_for_hub(folder)
     assert set(exported) == {".", "language_model", "processor", "motion_tokenizer"}
@@ -79,8 +80,9 @@ def test_export_writes_resolvable_auto_maps_and_keeps_weights(folder):
                 assert not any(alias.name.startswith("video_lavit") for alias in node.names), source.name
 
     again = json.loads((folder / "config.json").read_text())
-    video_lavit.export_for_hub(folder)  # idempotent
+    assert main(["export-for-hub", str(folder)]) == 0  # the console command; exporting again changes nothing
     assert json.loads((folder / "config.json").read_text()) == again
+    assert "motion_tokenizer: 2 code files, auto_map written" in capsys.readouterr().out
 
 
 def test_package_classes_still_win_after_export(folder):

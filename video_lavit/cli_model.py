@@ -1,4 +1,4 @@
-"""The model-using subcommands of ``video-lavit``: generate, understand, reconstruct, tokenize.
+"""The model-using subcommands of ``video-lavit``: generate, understand, reconstruct, tokenize, export-for-hub.
 
 Each builder below is added to ``video_lavit.cli.SUBCOMMANDS``. ``--model`` is a Video-LaVIT folder (a converted
 release or a ``VideoLavitPipeline`` folder, see ``video_lavit.pipelines.checkpoint_layout``); it defaults to
@@ -336,11 +336,29 @@ def _build_reconstruct(subparsers) -> None:
     parser.set_defaults(handler=_run_reconstruct)
 
 
+# ------------------------------------------------------------------------------------------------ export-for-hub
+def _run_export_for_hub(args) -> int:
+    from .hub_export import export_for_hub
+
+    for component, files in export_for_hub(args.folder).items():
+        print(f"{component}: {len(files)} code files, auto_map written")
+    return 0
+
+
+def _build_export_for_hub(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export-for-hub", help="add remote code + auto_map so the folder loads with trust_remote_code=True"
+    )
+    parser.add_argument("folder", help="a saved or converted Video-LaVIT folder (edited in place, weights untouched)")
+    parser.set_defaults(handler=_run_export_for_hub)
+
+
 MODEL_SUBCOMMANDS: dict[str, Callable] = {
     "generate": _build_generate,
     "understand": _build_understand,
     "reconstruct": _build_reconstruct,
     "tokenize": _build_tokenize,
+    "export-for-hub": _build_export_for_hub,
 }
 
 __all__ = ["MODEL_SUBCOMMANDS", "answer_question", "reconstruct_video", "resolve_model", "tokenize_video"]
