@@ -352,6 +352,22 @@ def test_missing_and_misshaped_keys_are_refused(converted, broken_release, tmp_p
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
 
 
+def test_bad_detokenizer_weights_are_refused_naming_the_file(converted, broken_release, tmp_path):
+    path = broken_release / "video_detokenizer" / "unet" / "diffusion_pytorch_model.bin"
+    state = torch.load(path, weights_only=True)
+    torch.save({**state, "vae.decoder.conv_in.weight": torch.zeros(1)}, path)
+    with pytest.raises(ValueError, match=r"(?s)video_detokenizer/unet/diffusion_pytorch_model\.bin.*vae\.decoder\.conv_in"):
+        _convert(converted, broken_release, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+
+
+def test_legacy_pickles_load_without_memory_map(tmp_path):
+    torch.save({"a": torch.arange(3.0)}, tmp_path / "legacy.bin", _use_new_zipfile_serialization=False)
+    torch.save({"a": torch.arange(3.0)}, tmp_path / "zip.bin")
+    for name in ("legacy.bin", "zip.bin"):
+        assert torch.equal(cvl.load_weights_file(tmp_path / name)["a"], torch.arange(3.0))
+
+
 def test_refuses_non_empty_output_and_bad_arguments(converted, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "old.txt").write_text("x")

@@ -525,14 +525,15 @@ def convert_video_lavit(
     try:
         if "generation" in parts:
             # the detokenizer converters load, check and save their own components; their folders are then renamed
-            convert_keyframe_pipeline(
+            label = f"{original / 'visual_tokenizer/highres_tokenizer_decoder.bin'} + {original / 'image_detokenizer'}"
+            _converted(label, lambda: convert_keyframe_pipeline(
                 original, partial / "_keyframe", dtype, num_attention_heads=keyframe_decoder_heads
-            )
+            ))
             keyframe_index = _move_components(partial / "_keyframe", partial, KEYFRAME_RENAMES)
-            convert_video_detokenizer(
-                original, partial / "_video", weights=video_unet_weights(original), dtype=dtype,
-                motion_encoder_config=motion_encoder_config,
-            )
+            weights = video_unet_weights(original)
+            _converted(str(weights), lambda: convert_video_detokenizer(
+                original, partial / "_video", weights=weights, dtype=dtype, motion_encoder_config=motion_encoder_config
+            ))
             video_index = _move_components(partial / "_video", partial, VIDEO_RENAMES)
             write_language_model(original, "generation", partial / "language_model", models["generation"],
                                  plans["generation"], dtype, max_shard_bytes)
