@@ -149,8 +149,11 @@ def main(argv=None):
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", type=int, default=128, help="square video size in pixels (multiple of 64)")
     parser.add_argument("--vae-frames", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads per measurement (1 keeps timings stable on a shared machine)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     if args.worker:
         kind, _, value = args.worker.partition(":")
         result = worker_unet(value, args) if kind == "unet" else worker_vae(int(value), args)
@@ -158,7 +161,7 @@ def main(argv=None):
         return 0
 
     passthrough = [f"--device={args.device}", f"--steps={args.steps}", f"--frames={args.frames}",
-                   f"--size={args.size}", f"--vae-frames={args.vae_frames}"]
+                   f"--size={args.size}", f"--vae-frames={args.vae_frames}", f"--threads={args.threads}"]
     print(f"device={args.device} threads={torch.get_num_threads()} video {args.frames}x{args.size}x{args.size}, "
           f"CFG batch 2, UNet blocks {MID_UNET['block_out_channels']}")
     ours, stock = _run_worker("unet:ours", passthrough), _run_worker("unet:stock", passthrough)
