@@ -204,6 +204,9 @@ class VideoLavitVideoProcessor(VideoProcessorMixin, PilBackend):
     ``reconstruction_size / reconstruction_motion_downsample`` and ``pixel_values`` = the keyframe resized to
     ``reconstruction_size`` (PIL bicubic) scaled to [-1, 1].
 
+    ``show_progress``: ``True``/``False`` force the tqdm bar on/off; by default it appears on a terminal once
+    decoding has run for 2 s.
+
     ``motion_antialias=True`` reproduces torchvision>=0.17's antialiased tensor resize; the released model was
     trained with the non-antialiased one (default). Rotated videos (display matrix of a multiple of 90 degrees)
     are turned upright like the ffmpeg CLI does (``autorotate``).
@@ -313,8 +316,10 @@ class VideoLavitVideoProcessor(VideoProcessorMixin, PilBackend):
         estimate = None
         if isinstance(video, np.ndarray):
             estimate = len(video)
-        disable = (not show_progress) if show_progress is not None else True
-        progress = tqdm(total=estimate, unit="frame", desc="decoding video", disable=disable, leave=False)
+        # default (None): a bar only on a terminal and only once decoding has taken 2 s, i.e. for long videos
+        disable = (not show_progress) if show_progress is not None else None
+        delay = 0 if show_progress else 2
+        progress = tqdm(total=estimate, unit="frame", desc="decoding video", disable=disable, leave=False, delay=delay)
         try:
             for item in reencode_video(video, settings, frames_fps=fps, progress=progress):
                 if item.index != len(types):
