@@ -285,3 +285,16 @@ def test_cpu_offload_sequence_names_every_model_component(pipe_with_tokenizer):
     sequence = pipe_with_tokenizer.model_cpu_offload_seq.split("->")
     models = {name for name, c in pipe_with_tokenizer.components.items() if isinstance(c, torch.nn.Module)}
     assert set(sequence) == models
+
+
+def test_batch_with_generator_list_equals_separate_clips(pipe):
+    image, motion = inputs(batch=2, seed=5)
+
+    def call(img, mot, seeds):
+        gens = [torch.Generator().manual_seed(s) for s in seeds]
+        return pipe(img, motion=mot, num_inference_steps=STEPS, generator=gens, output_type="latent").frames
+
+    batched = call(image, motion, [7, 8])
+    assert batched.shape == (2, FRAMES, 4, HEIGHT // 8, WIDTH // 8)
+    for i, seed in enumerate((7, 8)):
+        torch.testing.assert_close(batched[i : i + 1], call(image[i : i + 1], motion[i : i + 1], [seed]), atol=1e-4, rtol=1e-4)

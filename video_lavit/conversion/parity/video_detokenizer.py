@@ -18,6 +18,8 @@ from ..convert_video_detokenizer import (
     build_detokenizer_modules,
     split_video_detokenizer_state_dict,
 )
+from ...modeling.modeling_motion_condition import VideoLavitMotionConditionEncoder
+from ...modeling.unet_video_lavit import VideoLavitUNetSpatioTemporalConditionModel
 from .common import Comparison, Fixture, check_keys_cover, compare_tensors
 
 # original MotionConditionEncoder kwarg -> our config field
@@ -56,28 +58,34 @@ def _rule(fixture: Fixture, name: str) -> dict:
 
 
 def _compare(fixture: Fixture, name: str, ours: torch.Tensor) -> Comparison:
-    return compare_tensors(name, ours, fixture.tensors()[name], **_rule(fixture, name))
+    reference = fixture.tensors().get(name)
+    if reference is None:
+        return Comparison(name, False, float("nan"), "not recorded in the fixture")
+    return compare_tensors(name, ours, reference, **_rule(fixture, name))
 
 
-def _load_modules(fixture_dir: Path, motion_fixture: Fixture | None = None, unet_fixture: Fixture | None = None):
-    """Our UNet and motion encoder with the fixture weights, loaded through the real conversion (with the
-    prefixes the released checkpoint uses)."""
-    motion_fixture = motion_fixture or Fixture.load(fixture_dir / "motion_condition.json")
-    unet_fixture = unet_fixture or Fixture.load(fixture_dir / "unet3d.json")
-    unet, encoder = build_detokenizer_modules(
-        dict(unet_fixture.spec["constructor_kwargs"]),
-        motion_encoder_config_from_original(motion_fixture.spec["constructor_kwargs"]),
+def _load_motion_encoder(fixture: Fixture):
+    """Our motion encoder with the fixture weights, through the real conversion (released `motion_encoder.` prefix)."""
+    encoder = VideoLavitMotionConditionEncoder.from_config(
+        motion_encoder_config_from_original(fixture.spec["constructor_kwargs"])
     )
-    original = {MOTION_ENCODER_PREFIX + k: v for k, v in motion_fixture.weights(motion_fixture.spec["weights_file"]).items()}
-    original.update({UNET_PREFIX + k: v for k, v in unet_fixture.weights(unet_fixture.spec["weights_file"]).items()})
-    unet_sd, encoder_sd = split_video_detokenizer_state_dict(original, _shapes(unet), _shapes(encoder))
-    unet.load_state_dict(unet_sd, strict=True)
+    original = {MOTION_ENCODER_PREFIX + k: v for k, v in fixture.weights(fixture.spec["weights_file"]).items()}
+    _, encoder_sd = split_video_detokenizer_state_dict(original, {}, _shapes(encoder))
     encoder.load_state_dict(encoder_sd, strict=True)
-    return unet.eval(), encoder.eval()
+    return encoder.eval()
+
+
+def _load_unet(fixture: Fixture):
+    """Our UNet with the fixture weights, through the real conversion (released `unet.` prefix)."""
+    unet = VideoLavitUNetSpatioTemporalConditionModel.from_config(dict(fixture.spec["constructor_kwargs"]))
+    original = {UNET_PREFIX + k: v for k, v in fixture.weights(fixture.spec["weights_file"]).items()}
+    unet_sd, _ = split_video_detokenizer_state_dict(original, _shapes(unet), {})
+    unet.load_state_dict(unet_sd, strict=True)
+    return unet.eval()
 
 
 def check_motion_condition(fixture: Fixture, media_dir: Path | None) -> list[Comparison]:
-    _, encoder = _load_modules(fixture.directory, motion_fixture=fixture)
+    encoder = _load_motion_encoder(fixture)
     io = fixture.tensors()
     with torch.no_grad():
         resized = encoder.resize_motion(io["input.motion"])
@@ -89,7 +97,7 @@ def check_motion_condition(fixture: Fixture, media_dir: Path | None) -> list[Com
 
 
 def check_unet3d(fixture: Fixture, media_dir: Path | None) -> list[Comparison]:
-    unet, _ = _load_modules(fixture.directory, unet_fixture=fixture)
+    unet = _load_unet(fixture)
     io = fixture.tensors()
     captured, hooks = {}, []
     for name in io:
@@ -124,7 +132,9 @@ def build_sampling_pipeline(fixture: Fixture):
     from ...pipelines.pipeline_video_lavit_reconstruction import VideoLavitReconstructionPipeline
 
     spec = fixture.spec
-    unet, encoder = _load_modules(fixture.directory)
+    # the sampler fixture reuses the weights of the two module fixtures recorded next to it
+    encoder = _load_motion_encoder(Fixture.load(fixture.directory / "motion_condition.json"))
+    unet = _load_unet(Fixture.load(fixture.directory / "unet3d.json"))
     vae = AutoencoderKLTemporalDecoder(**spec["vae_constructor_kwargs"])
     vae_prefix = "vae."
     weights = fixture.weights(spec["weights_file"])
@@ -185,13 +195,15 @@ def check_video_detok_sampling(fixture: Fixture, media_dir: Path | None) -> list
     finally:
         handle.remove()
 
-    results = [
-        _compare(fixture, "intermediate.scheduler_timesteps", pipe.scheduler.timesteps),
-        _compare(fixture, "intermediate.scheduler_sigmas", pipe.scheduler.sigmas),
-        _compare(fixture, "intermediate.guidance_scale", pipe.guidance_scale),
-        _compare(fixture, "intermediate.motion_conditions_cfg", recorded["context"][0]),
-        _compare(fixture, "intermediate.added_time_ids_cfg", recorded["time_ids"][0]),
-    ]
+    overall = {
+        "intermediate.scheduler_timesteps": pipe.scheduler.timesteps,
+        "intermediate.scheduler_sigmas": pipe.scheduler.sigmas,
+        "intermediate.guidance_scale": pipe.guidance_scale,
+        "intermediate.motion_conditions_cfg": recorded["context"][0],
+        "intermediate.added_time_ids_cfg": recorded["time_ids"][0],
+    }
+    # a constant guidance scale is a float, recorded only when the fixture ran the linear ramp
+    results = [_compare(fixture, name, torch.as_tensor(ours)) for name, ours in overall.items() if name in io]
     n_steps = sum(1 for name in io if name.endswith(".unet_output"))
     if len(steps) != n_steps:
         results.append(Comparison("number of steps", False, abs(len(steps) - n_steps), f"ran {len(steps)}, recorded {n_steps}"))
