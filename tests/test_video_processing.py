@@ -199,3 +199,24 @@ def test_rejects_bad_arguments(square_video):
         processor(moving_square_frames(4).astype(np.float32), fps=6)
     with pytest.raises(TypeError, match="expected a path"):
         processor([square_video, 3])
+
+
+def test_memory_does_not_grow_with_video_length(tmp_path):
+    """Streaming: a 4x longer video keeps only a few bytes per extra frame (no decoded frames are held)."""
+    import tracemalloc
+
+    processor = VideoLavitVideoProcessor(max_clips=2)
+    peaks = {}
+    for frames in (180, 720):
+        path = tmp_path / f"long{frames}.mp4"
+        path.write_bytes(encode_video(moving_square_frames(frames, 160, 128, square=32), fps=6))
+        tracemalloc.start()
+        data = processor.extract(path)
+        peaks[frames] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert len(data.frame_types) == frames and len(data.clip_starts) == 2
+    extra_frames = 720 - 180
+    rgb_bytes_per_frame = 160 * 128 * 3
+    # per frame only the pooled grid (8 B per macroblock + array header) and, every 12th frame, the I-frame packet
+    # stay; holding the decoded RGB frames would add extra_frames * 61 KB = 33 MB
+    assert peaks[720] - peaks[180] < extra_frames * 2048 < extra_frames * rgb_bytes_per_frame / 20
