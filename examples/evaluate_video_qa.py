@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--max-clips", type=int, default=None, help="clips per video (default: the processor's)")
     parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="seeds the keyframe tokenizer's random patch selection")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None,
                         help="default: bfloat16 on GPU, float32 on CPU")
@@ -54,12 +55,16 @@ def load_model(model_path: str, adapter: str | None, device: str, dtype: torch.d
 
 
 @torch.no_grad()
-def predict(model, processor, dataset, max_new_tokens: int, max_clips: int | None = None, batch_size: int = 1):
-    """Greedy answers, one string per row of `dataset` (columns `video`, `question`)."""
+def predict(
+    model, processor, dataset, max_new_tokens: int, max_clips: int | None = None, batch_size: int = 1, seed: int = 0
+):
+    """Greedy answers, one string per row of `dataset` (columns `video`, `question`); reproducible for a `seed`."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     video_kwargs = {} if max_clips is None else {"max_clips": max_clips}
     device = next(model.parameters()).device
+    # the keyframe tokenizer draws which patches it keeps; one generator makes the whole run repeatable
+    generator = torch.Generator(device).manual_seed(seed)
     answers = []
     for batch in tqdm(dataset.iter(batch_size=batch_size), total=-(-len(dataset) // batch_size), desc="video QA"):
         prompts = [
@@ -68,7 +73,9 @@ def predict(model, processor, dataset, max_new_tokens: int, max_clips: int | Non
         ]
         videos = [[video_source(video)] for video in batch["video"]]
         inputs = processor(text=prompts, videos=videos, return_tensors="pt", **video_kwargs).to(device)
-        output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, tokenizer=processor.tokenizer)
+        output = model.generate(
+            **inputs, max_new_tokens=max_new_tokens, do_sample=False, tokenizer=processor.tokenizer, generator=generator
+        )
         answers.extend(processor.decode_answers(output, prompt_length=inputs["input_ids"].shape[1]))
     return answers
 
@@ -88,7 +95,9 @@ def evaluate_video_qa(args: argparse.Namespace) -> dict:
     else:
         dtype = getattr(torch, args.dtype)
     model = load_model(args.model, args.adapter, args.device, dtype)
-    predictions = predict(model, processor, dataset, args.max_new_tokens, args.max_clips, args.batch_size)
+    predictions = predict(
+        model, processor, dataset, args.max_new_tokens, args.max_clips, args.batch_size, args.seed
+    )
     scores = metric.compute(predictions=predictions, references=dataset["answers"], match=args.match)
     if args.output:
         rows = [
