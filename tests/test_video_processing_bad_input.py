@@ -130,3 +130,10 @@ def test_rotation_metadata_is_applied(processor):
     assert rotated.keyframes[0][2, -3, 0] > 200 and rotated.keyframes[0][2, 2, 0] < 200
     off = processor.extract(encode_video(clip, rotation=-90), autorotate=False)
     assert off.keyframes[0].shape == (96, 160, 3)
+
+
+def test_reconstruction_needs_one_full_regular_clip(processor, frames):
+    """The reconstruction path never pads (as the notebook): a too-short video is an error, not a silent clip."""
+    short = encode_video(frames[:20])
+    with pytest.raises(ValueError, match="no clip of 24 frames"):
+        processor(short, mode="reconstruction", reconstruction_fps=6.0, seed=0)
