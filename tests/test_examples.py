@@ -129,10 +129,12 @@ def test_local_data_becomes_a_video_dataset(qa_file, tmp_path):
     with csv_file.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["video", "question", "answer"])
         writer.writeheader()
-        writer.writerow({"video": str(qa_file.parent / "videos" / "v1.mp4"), "question": "Which way?", "answer": "left"})
+        video = str(qa_file.parent / "videos" / "v1.mp4")
+        writer.writerow({"video": video, "question": "Which way?", "answer": "left"})
     assert data.load_video_qa(csv_file)["answers"] == [["left"]]
     jsonl = tmp_path / "qa.jsonl"
-    jsonl.write_text(json.dumps({"video": str(qa_file.parent / "videos/v2.mp4"), "question": "q", "answers": ["a", "b"]}))
+    record = {"video": str(qa_file.parent / "videos/v2.mp4"), "question": "q", "answers": ["a", "b"]}
+    jsonl.write_text(json.dumps(record))
     assert data.load_video_qa(jsonl)["answers"] == [["a", "b"]]
     # rows restored from save_to_disk carry the bytes; they are written back to a file the processor can read
     restored = data.video_source({"path": "gone.mp4", "bytes": (qa_file.parent / "videos" / "v0.mp4").read_bytes()})
