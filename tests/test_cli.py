@@ -146,6 +146,9 @@ def test_default_model_and_errors(model_dir, video, monkeypatch, capsys):
     monkeypatch.delattr(video_lavit, "MINI_MODEL_PATH", raising=False)
     assert main(["tokenize", "--video", video]) == 2
     assert "pass --model FOLDER" in capsys.readouterr().err
+    monkeypatch.setattr(video_lavit, "MINI_MODEL_PATH", str(model_dir / "not_trained"), raising=False)
+    assert main(["tokenize", "--video", video]) == 2
+    assert "not_trained; `python -m video_lavit.mini.train` builds it" in capsys.readouterr().err
     # the packaged miniature model is the default --model
     monkeypatch.setattr(video_lavit, "MINI_MODEL_PATH", str(model_dir), raising=False)
     assert main(["tokenize", "--video", video, "--max-clips", "1"]) == 0

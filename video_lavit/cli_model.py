@@ -21,12 +21,14 @@ def resolve_model(model: str | None) -> Path:
     if model is None:
         import video_lavit
 
-        model = getattr(video_lavit, "MINI_MODEL_PATH", None)
-        if model is None:
+        mini = getattr(video_lavit, "MINI_MODEL_PATH", None)
+        if mini is None or not Path(mini).is_dir():
+            where = "" if mini is None else f" (nothing at {mini}; `python -m video_lavit.mini.train` builds it)"
             raise ValueError(
-                "no --model given and this video_lavit install ships no miniature model (video_lavit.MINI_MODEL_PATH); "
-                "pass --model FOLDER (a converted Video-LaVIT folder, see `video-lavit convert --help`)"
+                f"no --model given and this video_lavit install ships no miniature model{where}; pass --model FOLDER "
+                "(a converted Video-LaVIT folder, see `video-lavit convert --help`)"
             )
+        model = mini
     folder = Path(model)
     if not folder.is_dir():
         raise ValueError(f"--model {str(folder)!r} is not a folder")
