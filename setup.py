@@ -8,7 +8,7 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["video_lavit", "video_lavit.*"]),
     include_package_data=True,
-    package_data={"video_lavit": ["assets/*", "assets/**/*"]},
+    package_data={"video_lavit": ["assets/*", "assets/**/*", "mini/model/*", "mini/model/**/*", "mini/metrics/**/*"]},
     python_requires=">=3.10",
     install_requires=[
         "torch>=2.4,<3",

@@ -1,0 +1,188 @@
+# Copyright 2026 The Video-LaVIT reimplementation authors. Apache-2.0.
+"""Training of the miniature's two detokenizers (keyframe: DDPM epsilon loss; video: SVD's EDM loss with
+v-prediction preconditioning), each preceded by its VAE, all through `transformers.Trainer`.
+
+Simplification (stated in the README): the VAEs are trained here as plain autoencoders on the synthetic frames
+(MSE + a small KL term) instead of being taken from SDXL / SVD, and their `scaling_factor` is set to
+`1 / std` of the training latents afterwards.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .modeling import KEYFRAME_SIZE
+from .stages import TensorRows, run_trainer, stack_collate
+
+CONDITION_DROPOUT = 0.1
+KL_WEIGHT = 1e-6
+
+
+def to_unit_range(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 `[..., H, W, 3]` -> float `[..., 3, H, W]` in [-1, 1]."""
+    return frames.movedim(-1, -3).float() / 127.5 - 1.0
+
+
+class AutoencoderTraining(nn.Module):
+    """MSE reconstruction + a small KL term; `num_frames` > 1 feeds the temporal decoder consecutive frames."""
+
+    def __init__(self, vae: nn.Module, num_frames: int | None = None):
+        super().__init__()
+        self.vae = vae
+        self.num_frames = num_frames
+
+    def forward(self, frames):
+        pixels = to_unit_range(frames.flatten(0, 1) if self.num_frames else frames)
+        posterior = self.vae.encode(pixels).latent_dist
+        latents = posterior.sample()
+        kwargs = {"num_frames": self.num_frames} if self.num_frames else {}
+        reconstruction = self.vae.decode(latents, **kwargs).sample
+        return {"loss": F.mse_loss(reconstruction, pixels) + KL_WEIGHT * posterior.kl().mean()}
+
+
+@torch.no_grad()
+def set_scaling_factor(vae, frames: torch.Tensor) -> float:
+    latents = vae.encode(to_unit_range(frames)).latent_dist.mode()
+    factor = float(1.0 / latents.std())
+    vae.register_to_config(scaling_factor=factor)
+    return factor
+
+
+class KeyframeDiffusionTraining(nn.Module):
+    """Keyframe decoder + UNet2DConditionModel: epsilon prediction on VAE latents of the 64-px keyframes,
+    conditioned on the visual codes (zeroed with probability `CONDITION_DROPOUT` for classifier-free guidance)."""
+
+    def __init__(self, decoder, unet, scheduler):
+        super().__init__()
+        self.decoder = decoder
+        self.unet = unet
+        self.register_buffer("alphas_cumprod", scheduler.alphas_cumprod.clone().float(), persistent=False)
+        self.num_train_timesteps = scheduler.config.num_train_timesteps
+
+    def forward(self, latents, codes):
+        batch = latents.shape[0]
+        out = self.decoder(codes=codes)
+        keep = (torch.rand(batch) > CONDITION_DROPOUT).float()
+        prompt = out.prompt_embeds * keep[:, None, None]
+        pooled = out.pooled_prompt_embeds * keep[:, None]
+        t = torch.randint(0, self.num_train_timesteps, (batch,))
+        noise = torch.randn_like(latents)
+        a = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+        noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
+        size = float(KEYFRAME_SIZE)
+        time_ids = torch.tensor([[size, size, 0.0, 0.0, size, size]]).repeat(batch, 1)
+        pred = self.unet(noisy, t, encoder_hidden_states=prompt,
+                         added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids}).sample
+        return {"loss": F.mse_loss(pred, noise)}
+
+
+class VideoDiffusionTraining(nn.Module):
+    """Motion encoder + spatio-temporal UNet with SVD's EDM objective: `ln sigma ~ N(p_mean, p_std)`, inputs
+    scaled by `1 / sqrt(sigma^2 + 1)`, v-prediction turned into the denoised latents, loss weighted by
+    `(sigma^2 + 1) / sigma^2`. Conditions: keyframe latents (VAE mode, unscaled, as the pipeline feeds them),
+    the motion field on the latent grid, and its encoder features; all three zeroed together with probability
+    `CONDITION_DROPOUT` (the pipeline's unconditional branch)."""
+
+    def __init__(self, unet, motion_encoder, p_mean: float = 0.0, p_std: float = 1.2, fps: int = 6,
+                 motion_bucket_id: int = 127, noise_aug_strength: float = 0.02):
+        super().__init__()
+        self.unet = unet
+        self.motion_encoder = motion_encoder
+        self.p_mean, self.p_std = p_mean, p_std
+        self.time_ids = (float(fps), float(motion_bucket_id), float(noise_aug_strength))
+        self.noise_aug_strength = noise_aug_strength
+
+    def forward(self, latents, keyframe_latents, motion):
+        # latents [B, T, 4, h, w] (scaled), keyframe_latents [B, 4, h, w], motion [B, 2, T, h, w]
+        batch, frames = latents.shape[:2]
+        keep = (torch.rand(batch) > CONDITION_DROPOUT).float()
+        features = self.motion_encoder(motion).motion_hidden_states * keep.view(-1, 1, 1, 1)
+        key = keyframe_latents * keep.view(-1, 1, 1, 1)
+        key = key.unsqueeze(1).expand(-1, frames, -1, -1, -1)
+        motion_channels = motion.permute(0, 2, 1, 3, 4) * keep.view(-1, 1, 1, 1, 1)
+        sigma = torch.exp(self.p_mean + self.p_std * torch.randn(batch)).view(-1, 1, 1, 1, 1)
+        noisy = latents + sigma * torch.randn_like(latents)
+        c_in = 1 / (sigma**2 + 1).sqrt()
+        unet_input = torch.cat([noisy * c_in, key, motion_channels], dim=2)
+        timestep = 0.25 * sigma.log().flatten()
+        time_ids = torch.tensor([self.time_ids]).repeat(batch, 1)
+        v = self.unet(unet_input, timestep, encoder_hidden_states=features, added_time_ids=time_ids).sample
+        denoised = v * (-sigma * c_in) + noisy / (sigma**2 + 1)
+        weight = (sigma**2 + 1) / sigma**2
+        return {"loss": (weight * (denoised - latents) ** 2).mean()}
+
+
+def _codes_rows(keyframe_codes: list[torch.Tensor]) -> torch.Tensor:
+    lengths = {len(c) for c in keyframe_codes}
+    if len(lengths) != 1:
+        raise ValueError(f"the miniature keeps every patch, so keyframes must have one code count, got {lengths}")
+    return torch.stack(keyframe_codes)
+
+
+def train_keyframe_detokenizer(components: dict, model, data: dict, keyframe_codes, work: Path, scale: float,
+                               log: dict, seed: int) -> None:
+    vae = components["keyframe_vae"].train()
+    frames = data["keyframe"]
+    log["keyframe_vae"] = run_trainer(AutoencoderTraining(vae), TensorRows({"frames": frames}), stack_collate,
+                                      steps=int(150 * scale), batch_size=8, learning_rate=2e-3, seed=seed,
+                                      output_dir=str(work / "keyframe_vae"))
+    vae.eval().requires_grad_(False)
+    factor = set_scaling_factor(vae, frames[:128])
+    with torch.no_grad():
+        latents = torch.cat([vae.encode(to_unit_range(frames[s : s + 64])).latent_dist.mode()
+                             for s in range(0, len(frames), 64)]) * factor
+    # the decoder carries its own copy of the tokenizer's codebook
+    decoder = components["keyframe_decoder"]
+    with torch.no_grad():
+        decoder.codebook.weight.copy_(model.model.visual_tokenizer.quantizer.codebook.weight)
+    decoder.codebook.requires_grad_(False)
+    module = KeyframeDiffusionTraining(decoder.train(), components["keyframe_unet"].train(),
+                                       components["keyframe_scheduler"])
+    rows = TensorRows({"latents": latents, "codes": _codes_rows(keyframe_codes)})
+    log["keyframe_unet"] = run_trainer(module, rows, stack_collate, steps=int(400 * scale), batch_size=8,
+                                       learning_rate=1e-3, seed=seed, output_dir=str(work / "keyframe_unet"))
+    decoder.eval()
+    components["keyframe_unet"].eval()
+
+
+def train_video_detokenizer(components: dict, model, data: dict, motion_codes, work: Path, scale: float,
+                            log: dict, seed: int, chunk: int = 8) -> None:
+    vae = components["video_vae"].train()
+    clips = data["clip"]  # [N, 24, 64, 64, 3] uint8
+    chunks = clips.unflatten(1, (-1, chunk)).flatten(0, 1)  # [N * 24 / chunk, chunk, H, W, 3]
+    log["video_vae"] = run_trainer(AutoencoderTraining(vae, num_frames=chunk), TensorRows({"frames": chunks}),
+                                   stack_collate, steps=int(120 * scale), batch_size=1, learning_rate=2e-3,
+                                   seed=seed, output_dir=str(work / "video_vae"))
+    vae.eval().requires_grad_(False)
+    factor = set_scaling_factor(vae, clips[:16].flatten(0, 1))
+    motion_tokenizer = model.model.motion_tokenizer.eval()
+    with torch.no_grad():
+        latents, keys, motions = [], [], []
+        for s in range(0, len(clips), 16):
+            batch = clips[s : s + 16]
+            z = vae.encode(to_unit_range(batch.flatten(0, 1))).latent_dist.mode()
+            latents.append(z.unflatten(0, batch.shape[:2]) * factor)
+            keys.append(vae.encode(to_unit_range(batch[:, 0])).latent_dist.mode())
+            h, w = z.shape[-2:]
+            # the detokenizer learns from the motion the LLM will hand it: tokenizer codes, decoded
+            motions.append(motion_tokenizer.reconstruct(motion_codes[s : s + 16], size=(h, w)))
+    rows = TensorRows({"latents": torch.cat(latents), "keyframe_latents": torch.cat(keys),
+                       "motion": torch.cat(motions)})
+    module = VideoDiffusionTraining(components["video_unet"].train(), components["motion_encoder"].train())
+    log["video_unet"] = run_trainer(module, rows, stack_collate, steps=int(200 * scale), batch_size=2,
+                                    learning_rate=1e-3, seed=seed, output_dir=str(work / "video_unet"))
+    components["video_unet"].eval()
+    components["motion_encoder"].eval()
+
+
+__all__ = [
+    "AutoencoderTraining",
+    "KeyframeDiffusionTraining",
+    "VideoDiffusionTraining",
+    "train_keyframe_detokenizer",
+    "train_video_detokenizer",
+]

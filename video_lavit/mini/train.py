@@ -1,0 +1,352 @@
+# Copyright 2026 The Video-LaVIT reimplementation authors. Apache-2.0.
+"""Train the miniature Video-LaVIT on synthetic videos, on the CPU, with fixed seeds.
+
+    python -m video_lavit.mini.train --out DIR [--scale 1.0]
+
+Stages (each trained with `transformers.Trainer`; results are cached under ``DIR/stages`` so a rerun resumes):
+
+0. data: synthetic train videos -> the processor's keyframes (32 px) and motion tensors, 64-px targets rendered
+   from the same scenes (keyframe and 24 frames at the clip's 6 fps);
+1. keyframe-encoder pre-training (stand-in for CLIP: colour / shape / per-patch coverage);
+2. motion tokenizer (MSE + EMA codebook);
+3. keyframe tokenizer (token merger + VQ reconstructing the encoder features);
+4. language model on joint sequences, both directions (caption -> keyframe + motion tokens; video + question ->
+   answer); the ViT and merger stay frozen, `feature_projection` (vit_proj) trains with the LLM;
+5. keyframe detokenizer (AutoencoderKL, then keyframe decoder + UNet2DConditionModel with the DDPM loss);
+6. video detokenizer (temporal-decoder VAE, then motion encoder + spatio-temporal UNet with the EDM loss).
+
+``DIR/model`` is the Hugging Face folder (`VideoLavitPipeline` layout + understanding model at its root);
+``DIR/train_log.json`` records the losses and the time of every stage. `--scale` multiplies every step count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import COLOURS, SHAPES, SceneSpec, build_dataset, question_answer, render_frames
+from .modeling import (
+    IMAGE_SIZE,
+    KEYFRAME_SIZE,
+    PATCH_SIZE,
+    VIDEO_SIZE,
+    build_keyframe_components,
+    build_language_model,
+    build_processor,
+    build_video_components,
+    keep_all_patches,
+)
+from .stages import (
+    LanguageModelTraining,
+    MotionTokenizerTraining,
+    TensorRows,
+    VisualEncoderPretraining,
+    VisualQuantizerTraining,
+    run_trainer,
+    stack_collate,
+)
+
+SEED = 0
+TRAIN_VIDEOS = 360
+TRAIN_DATA_SEED = 1
+QUESTIONS_PER_VIDEO = 2
+STAGES = ("language_model", "keyframe", "video")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def understanding_prompt(question: str) -> str:
+    from ..processing.chat_template import DEFAULT_SYSTEM_PROMPT
+
+    return f"{DEFAULT_SYSTEM_PROMPT} USER: <video>\n{question} ASSISTANT:"
+
+
+def answer_text(answer: str) -> str:
+    """The answer as the SFT conversation writes it (terminated by the literal backslash-n separator)."""
+    return f"{answer} \\n"
+
+
+def coverage(frames: np.ndarray, background: int, patch: int) -> np.ndarray:
+    """Per-patch fraction of pixels covered by the shape, `[N]` in raster order."""
+    mask = (np.abs(frames.astype(np.int16) - background).max(axis=-1) > 25).astype(np.float32)
+    h, w = mask.shape
+    return mask.reshape(h // patch, patch, w // patch, patch).mean(axis=(1, 3)).reshape(-1)
+
+
+# ------------------------------------------------------------------------------------------------ stage 0
+def prepare_data(processor, cache: Path, num_videos: int) -> dict:
+    path = cache / "data.pt"
+    if path.is_file():
+        return torch.load(path, weights_only=False)
+    from tqdm.auto import tqdm
+
+    dataset = build_dataset(num_videos, seed=TRAIN_DATA_SEED)
+    keys = ("pixel_values", "motion_vectors", "prompt_ids", "answer_ids", "caption_ids", "colour", "shape",
+            "cover", "keyframe", "clip")
+    data = {k: [] for k in keys}
+    tokenizer = processor.tokenizer
+    for index, row in enumerate(tqdm(dataset, desc="preparing videos")):
+        spec = SceneSpec(**row["scene"])
+        for q in range(QUESTIONS_PER_VIDEO):
+            question, answer = question_answer(spec, index + 3 * q)
+            if q == 0:
+                out = processor(text=understanding_prompt(question), videos=[row["video"]], return_tensors="pt")
+                ids = out["input_ids"][0]
+                data["pixel_values"].append(out["pixel_values"][0])
+                data["motion_vectors"].append(out["motion_vectors"][0])
+                start = float(out["keyframe_timestamps"][0]) if "keyframe_timestamps" in out else 0.0
+            else:
+                ids = _prompt_ids(processor, understanding_prompt(question))
+            data["prompt_ids"].append(ids)
+            data["answer_ids"].append(torch.tensor(tokenizer(answer_text(answer), add_special_tokens=False)["input_ids"]))
+        data["caption_ids"].append(torch.tensor(tokenizer(row["caption"], add_special_tokens=False)["input_ids"]))
+        data["colour"].append(list(COLOURS).index(spec.colour))
+        data["shape"].append(SHAPES.index(spec.shape))
+        key32 = render_frames(spec, [start], IMAGE_SIZE, IMAGE_SIZE)[0]
+        data["cover"].append(torch.from_numpy(coverage(key32, spec.background, PATCH_SIZE)))
+        times = start + np.arange(24) / 6.0
+        clip = render_frames(spec, times, VIDEO_SIZE, VIDEO_SIZE)
+        data["clip"].append(torch.from_numpy(clip))
+        data["keyframe"].append(torch.from_numpy(render_frames(spec, [start], KEYFRAME_SIZE, KEYFRAME_SIZE)[0]))
+    data = {k: (torch.stack(v) if k in ("pixel_values", "motion_vectors", "cover", "clip", "keyframe")
+                else torch.tensor(v) if k in ("colour", "shape") else v) for k, v in data.items()}
+    torch.save(data, path)
+    return data
+
+
+def _prompt_ids(processor, prompt: str) -> torch.Tensor:
+    """Prompt ids with the video placeholder, without running the video processor (the same split-and-tokenise
+    rule the processor applies: chunks tokenised alone, BOS only on the first)."""
+    tokenizer = processor.tokenizer
+    before, after = prompt.split(processor.video_token)
+    first = tokenizer(before, add_special_tokens=True)["input_ids"]
+    second = tokenizer(after, add_special_tokens=False)["input_ids"]
+    return torch.tensor(first + [processor.video_placeholder_id] + second)
+
+
+# ------------------------------------------------------------------------------------------------ stages 1-4
+def train_visual_encoder(model, data, work: Path, scale: float, log: dict) -> None:
+    tok = model.model.visual_tokenizer
+    module = VisualEncoderPretraining(tok.vision_model, tok.config.hidden_size, len(COLOURS), len(SHAPES))
+    tok.vision_model.requires_grad_(True)
+    rows = TensorRows({"pixel_values": data["pixel_values"], "colour": data["colour"], "shape": data["shape"],
+                       "cover": data["cover"]})
+    log["visual_encoder"] = run_trainer(module, rows, stack_collate, steps=int(250 * scale), batch_size=32,
+                                        learning_rate=2e-3, seed=SEED, output_dir=str(work / "visual_encoder"))
+    tok.vision_model.requires_grad_(False)
+
+
+def train_motion_tokenizer(model, data, work: Path, scale: float, log: dict) -> None:
+    tok = model.model.motion_tokenizer
+    tok.train()
+    rows = TensorRows({"motion_vectors": data["motion_vectors"]})
+    log["motion_tokenizer"] = run_trainer(MotionTokenizerTraining(tok), rows, stack_collate, steps=int(200 * scale),
+                                          batch_size=8, learning_rate=2e-3, seed=SEED,
+                                          output_dir=str(work / "motion_tokenizer"))
+    tok.eval()
+
+
+def train_visual_quantizer(model, data, work: Path, scale: float, log: dict) -> None:
+    tok = model.model.visual_tokenizer
+    module = VisualQuantizerTraining(tok)
+    # start the codebook on projected features of real keyframes, so no code starts dead
+    with torch.no_grad():
+        feats = tok.get_encoder_features(data["pixel_values"][:256])
+        merged = tok.merge_tokens(feats, torch.ones(feats.shape[:2]))
+        query = torch.nn.functional.normalize(tok.code_projection(merged), dim=-1).reshape(-1, tok.config.code_dim)
+        pick = torch.randperm(query.shape[0], generator=torch.Generator().manual_seed(SEED))[: tok.config.codebook_size]
+        tok.quantizer.codebook.weight.copy_(query[pick] + 0.01 * torch.randn_like(query[pick]))
+    rows = TensorRows({"pixel_values": data["pixel_values"]})
+    log["visual_quantizer"] = run_trainer(module, rows, stack_collate, steps=int(250 * scale), batch_size=32,
+                                          learning_rate=2e-3, seed=SEED, output_dir=str(work / "visual_quantizer"))
+    keep_all_patches(tok)
+
+
+@torch.no_grad()
+def tokenize_keyframes(model, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+    tok = model.model.visual_tokenizer.eval()
+    codes = []
+    for start in range(0, len(pixel_values), 64):
+        codes += tok.tokenize(pixel_values[start : start + 64], deterministic=True).token_ids
+    return codes
+
+
+@torch.no_grad()
+def tokenize_motion(model, motion_vectors: torch.Tensor) -> torch.Tensor:
+    tok = model.model.motion_tokenizer.eval()
+    return torch.cat([tok.encode(motion_vectors[s : s + 64]) for s in range(0, len(motion_vectors), 64)])
+
+
+def train_language_model(model, data, keyframe_codes, motion_codes, work: Path, scale: float, log: dict) -> None:
+    from ..training import VideoLavitDataCollator
+
+    features = []
+    n = len(data["caption_ids"])
+    for i in range(n):
+        for q in range(QUESTIONS_PER_VIDEO):
+            j = i * QUESTIONS_PER_VIDEO + q
+            features.append({
+                "prompt_ids": data["prompt_ids"][j], "answer_ids": data["answer_ids"][j],
+                "pixel_values": data["pixel_values"][i : i + 1], "motion_token_ids": motion_codes[i : i + 1],
+                "clips_per_video": torch.tensor([1]),
+            })
+        # text -> video; every fourth sample also without text, the unconditional branch of the CFG
+        features.append({"text_ids": data["caption_ids"][i], "keyframe_codes": [keyframe_codes[i]],
+                         "motion_codes": motion_codes[i : i + 1]})
+        if i % 4 == 0:
+            features.append({"text_ids": torch.zeros(0, dtype=torch.long), "keyframe_codes": [keyframe_codes[i]],
+                             "motion_codes": motion_codes[i : i + 1]})
+
+    class Rows(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(features)
+
+        def __getitem__(self, index):
+            return features[index]
+
+    collator = VideoLavitDataCollator(model.config, append_eos_to_answer=True)
+    tok = model.model.visual_tokenizer
+    tok.requires_grad_(False)
+    tok.feature_projection.requires_grad_(True)
+    model.model.motion_tokenizer.requires_grad_(False)
+    model.train()
+    log["language_model"] = run_trainer(LanguageModelTraining(model), Rows(), collator, steps=int(900 * scale),
+                                        batch_size=16, learning_rate=3e-3, weight_decay=0.01, seed=SEED,
+                                        output_dir=str(work / "language_model"), warmup_steps=50)
+    model.eval()
+
+
+# ------------------------------------------------------------------------------------------------ assembly
+def assemble(model, processor, keyframe: dict, video: dict, out: Path) -> Path:
+    """Write the Hugging Face folder: the `VideoLavitPipeline` layout, plus the understanding model and the
+    processor at the root (what `AutoModel*` / `AutoProcessor.from_pretrained(folder)` read)."""
+    from ..pipelines.pipeline_video_lavit import VideoLavitPipeline
+
+    pipe = VideoLavitPipeline(
+        language_model=model, processor=processor, **keyframe, **video,
+        keyframe_height=KEYFRAME_SIZE, keyframe_width=KEYFRAME_SIZE, video_height=VIDEO_SIZE, video_width=VIDEO_SIZE,
+    )
+    pipe.save_pretrained(out)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def _cached_components(folder: Path, build) -> dict:
+    """Components of a detokenizer: loaded from `folder` when a previous run trained them, else fresh."""
+    components = build()
+    if not folder.is_dir():
+        return components
+    loaded = {}
+    for name, component in components.items():
+        loaded[name] = type(component).from_pretrained(folder / name)
+    return {k: (v.eval() if hasattr(v, "eval") else v) for k, v in loaded.items()}
+
+
+def _save_components(components: dict, folder: Path) -> None:
+    for name, component in components.items():
+        component.save_pretrained(folder / name)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="output folder (DIR/model is the trained model)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiplies every stage's step count")
+    parser.add_argument("--videos", type=int, default=TRAIN_VIDEOS, help="number of synthetic training videos")
+    parser.add_argument("--stages", default="all", help=f"comma list of stages to train, from {STAGES}; stages "
+                        "already trained under DIR/stages are loaded instead")
+    args = parser.parse_args(argv)
+
+    out = Path(args.out)
+    work = out / "stages"
+    work.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    seed_everything(SEED)
+    log_path = out / "train_log.json"
+    # a resumed run adds its stages to the earlier run's record
+    log: dict = json.loads(log_path.read_text()) if log_path.is_file() else {"times": {}}
+    clock = time.perf_counter()
+
+    def lap(name):
+        nonlocal clock
+        now = time.perf_counter()
+        log["times"][name] = round(now - clock, 1)
+        clock = now
+        print(f"[mini] {name}: {log['times'][name]:.1f} s", flush=True)
+
+    processor = build_processor()
+    data = prepare_data(processor, work, args.videos)
+    lap("data")
+    stages = STAGES if args.stages == "all" else tuple(args.stages.split(","))
+    unknown = set(stages) - set(STAGES)
+    if unknown:
+        raise ValueError(f"unknown stages {sorted(unknown)}; choose from {STAGES}")
+
+    from ..modeling.modeling_video_lavit import VideoLavitForConditionalGeneration
+
+    tokenizers_dir, llm_dir = work / "tokenizers_trained", work / "language_model_trained"
+    if llm_dir.is_dir():
+        model = VideoLavitForConditionalGeneration.from_pretrained(llm_dir).eval()
+    elif tokenizers_dir.is_dir():
+        model = VideoLavitForConditionalGeneration.from_pretrained(tokenizers_dir).eval()
+    else:
+        seed_everything(SEED)
+        model = build_language_model(len(processor.tokenizer))
+        train_visual_encoder(model, data, work, args.scale, log)
+        lap("visual_encoder")
+        train_motion_tokenizer(model, data, work, args.scale, log)
+        lap("motion_tokenizer")
+        train_visual_quantizer(model, data, work, args.scale, log)
+        lap("visual_quantizer")
+        model.eval().save_pretrained(tokenizers_dir)
+    keyframe_codes = tokenize_keyframes(model, data["pixel_values"])
+    motion_codes = tokenize_motion(model, data["motion_vectors"])
+    log["visual_codes_used"] = int(torch.cat(keyframe_codes).unique().numel())
+    log["motion_codes_used"] = int(motion_codes.unique().numel())
+    if "language_model" in stages and not llm_dir.is_dir():
+        train_language_model(model, data, keyframe_codes, motion_codes, work, args.scale, log)
+        model.eval().save_pretrained(llm_dir)
+        lap("language_model")
+
+    keyframe = _cached_components(work / "keyframe_trained", build_keyframe_components)
+    if "keyframe" in stages and not (work / "keyframe_trained").is_dir():
+        from .detokenizers import train_keyframe_detokenizer
+
+        seed_everything(SEED)
+        train_keyframe_detokenizer(keyframe, model, data, keyframe_codes, work, args.scale, log, SEED)
+        _save_components(keyframe, work / "keyframe_trained")
+        lap("keyframe_detokenizer")
+    video = _cached_components(work / "video_trained", build_video_components)
+    if "video" in stages and not (work / "video_trained").is_dir():
+        from .detokenizers import train_video_detokenizer
+
+        seed_everything(SEED)
+        train_video_detokenizer(video, model, data, motion_codes, work, args.scale, log, SEED)
+        _save_components(video, work / "video_trained")
+        lap("video_detokenizer")
+    if not llm_dir.is_dir():
+        log_path.write_text(json.dumps(log, indent=1))
+        print("[mini] the language model is not trained yet: no model folder written", flush=True)
+        return log
+
+    assemble(model.eval(), processor, keyframe, video, out / "model")
+    lap("save")
+    log["total_seconds"] = round(sum(log["times"].values()), 1)
+    log_path.write_text(json.dumps(log, indent=1))
+    print(f"[mini] total {log['total_seconds']:.0f} s; model in {out / 'model'}", flush=True)
+    return log
+
+
+if __name__ == "__main__":
+    main()
