@@ -5,7 +5,12 @@ import pytest
 import torch
 
 from video_lavit.conversion import verify_parity
-from video_lavit.processing.motion_vectors import ReencodeSettings, pool_motion_vectors, reencode_video
+from video_lavit.processing.motion_vectors import (
+    ReencodeSettings,
+    pool_motion_vectors,
+    pool_motion_vectors_batch,
+    reencode_video,
+)
 from video_lavit.processing.synthetic import encode_video, moving_square_frames
 from video_lavit.processing.video_processing_video_lavit import (
     VideoLavitVideoProcessor,
@@ -136,6 +141,14 @@ def test_pooling_matches_dense_map():
     expected = torch.nn.functional.max_pool2d(padded[None], 16)[0].float()
     ours = torch.from_numpy(pool_motion_vectors(vectors, height, width))
     assert torch.equal(ours, expected)
+    # the batched path (used while streaming) gives the same grids, with and without collisions
+    clean = vectors[5:][np.unique((vectors["dst_y"][5:].clip(0, height - 1) // 16) * 5
+                                  + vectors["dst_x"][5:].clip(0, width - 1) // 16, return_index=True)[1]]
+    batch = pool_motion_vectors_batch([vectors, None, clean, vectors[:0]], height, width)
+    assert torch.equal(torch.from_numpy(batch[0]), expected)
+    assert batch[1] is None
+    np.testing.assert_array_equal(batch[2], pool_motion_vectors(clean, height, width))
+    assert np.isneginf(batch[3]).all() and batch[3].shape == (2, 4, 5)
 
 
 def test_reconstruction_mode(square_video):

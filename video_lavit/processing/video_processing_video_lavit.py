@@ -20,10 +20,11 @@ from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, PILImage
 from transformers.processing_utils import ImagesKwargs
 from transformers.video_processing_utils import VideoProcessorMixin
 
-from .motion_vectors import ReencodeSettings, decode_intra_packet, pool_motion_vectors, reencode_video
+from .motion_vectors import ReencodeSettings, decode_intra_packet, pool_motion_vectors_batch, reencode_video
 
 MODES = ("understanding", "reconstruction")
 NO_VECTOR = -10000.0
+POOL_BATCH = 48
 
 
 class VideoLavitVideoProcessorKwargs(ImagesKwargs, total=False):
@@ -312,6 +313,7 @@ class VideoLavitVideoProcessor(VideoProcessorMixin, PilBackend):
         from tqdm.auto import tqdm
 
         types, grids, packets = [], [], {}
+        pending = []  # motion-vector tables awaiting pooling (at most POOL_BATCH frames)
         frame_size = None
         estimate = None
         if isinstance(video, np.ndarray):
@@ -327,15 +329,18 @@ class VideoLavitVideoProcessor(VideoProcessorMixin, PilBackend):
                 if frame_size is None:
                     frame_size = (item.frame.height, item.frame.width)
                 types.append(item.frame_type)
-                grids.append(
-                    pool_motion_vectors(item.motion_vectors, *frame_size) if item.motion_vectors is not None else None
-                )
+                pending.append(item.motion_vectors)
+                if len(pending) == POOL_BATCH:
+                    grids.extend(pool_motion_vectors_batch(pending, *frame_size))
+                    pending.clear()
                 if item.frame_type == "I":
                     if item.packet is None:
                         raise ValueError(f"I-frame {item.index} has no intra packet")
                     packets[item.index] = item.packet
         finally:
             progress.close()
+        if pending:
+            grids.extend(pool_motion_vectors_batch(pending, *frame_size))
         return "".join(types), grids, packets, frame_size
 
     @staticmethod
