@@ -290,3 +290,11 @@ def test_model_generation_config_does_not_leak_into_token_generation(tiny):
     finally:
         tiny.generation_config = saved
     assert [s.tolist() for s in leaked.sequences] == [s.tolist() for s in reference.sequences]
+    saved = tiny.generation_config
+    try:
+        tiny.generation_config = copy.deepcopy(saved)
+        tiny.generation_config.bad_words_ids = [[40]]
+        with pytest.raises(ValueError, match="bad_words_ids"):
+            tiny.generate_video_tokens(PROMPTS, **kwargs)
+    finally:
+        tiny.generation_config = saved

@@ -452,11 +452,8 @@ class VideoLavitVideoTokenGenerationMixin:
         if do_sample:
             processors.append(GeneratorSamplingLogitsProcessor(generator, batch_size))
 
-        # `generate` fills every unset (None) field from `model.generation_config` (e.g. an understanding
-        # min_new_tokens), so each field that would add a processor is set to its neutral value here
         generation_config = GenerationConfig(
             max_new_tokens=max_new_tokens,
-            min_new_tokens=0,  # the stage's own MinNewTokensLengthLogitsProcessor must run after the CFG mix
             do_sample=False,
             num_beams=1,
             num_return_sequences=1,
@@ -464,15 +461,9 @@ class VideoLavitVideoTokenGenerationMixin:
             eos_token_id=end_token_id,
             pad_token_id=pad,
             use_cache=True,
-            repetition_penalty=1.0,
-            encoder_repetition_penalty=1.0,
-            no_repeat_ngram_size=0,
-            suppress_tokens=[],
-            begin_suppress_tokens=[],
-            renormalize_logits=False,
-            remove_invalid_values=False,
             guidance_scale=guidance_scale if (use_cfg and not fused) else 1.0,
             return_dict_in_generate=False,
+            **_neutralised_defaults(getattr(self, "generation_config", None)),
         )
         sequences = self.generate(
             input_ids=input_ids,
@@ -649,6 +640,47 @@ class VideoLavitVideoTokenGenerationMixin:
             motion_token_counts=torch.stack(counts, dim=1),
             sequences=contexts,
         )
+
+
+# fields of `model.generation_config` that would add a logits processor, with the value that adds none
+_NEUTRAL_GENERATION_FIELDS = {
+    # the stage's own MinNewTokensLengthLogitsProcessor must run after the CFG mix, so none from transformers
+    "min_new_tokens": 0,
+    "min_length": 0,
+    "repetition_penalty": 1.0,
+    "encoder_repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "suppress_tokens": [],
+    "begin_suppress_tokens": [],
+    "renormalize_logits": False,
+    "remove_invalid_values": False,
+    "sequence_bias": None,
+    "bad_words_ids": None,
+    "forced_bos_token_id": None,
+    "forced_eos_token_id": None,
+    "exponential_decay_length_penalty": None,
+}
+
+
+def _neutralised_defaults(model_generation_config) -> dict:
+    """``generate`` fills every unset field from ``model.generation_config`` (e.g. an understanding
+    ``min_new_tokens``); return neutral values for the fields the model's config sets, and leave the others unset
+    so that no no-op processor is added (each costs a pass over the vocabulary per step)."""
+    if model_generation_config is None:
+        return {}
+    overrides = {}
+    for name, neutral in _NEUTRAL_GENERATION_FIELDS.items():
+        value = getattr(model_generation_config, name, None)
+        if value is None or value == neutral:
+            continue
+        if neutral is None:
+            # an unset value would be filled from the model again: it cannot be neutralised per call
+            raise ValueError(
+                f"model.generation_config.{name} = {value!r} would constrain keyframe/motion token generation; set "
+                "it to None before calling generate_video_tokens / generate_image_tokens"
+            )
+        overrides[name] = neutral
+    return overrides
 
 
 def _per_stage(value, name: str) -> tuple[int, int]:
