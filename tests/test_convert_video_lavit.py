@@ -8,7 +8,10 @@ classes and `VideoLavitPipeline` and compared with the components converted one 
 """
 
 import json
+import os
 import shutil
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -368,6 +371,20 @@ def test_legacy_pickles_load_without_memory_map(tmp_path):
         assert torch.equal(cvl.load_weights_file(tmp_path / name)["a"], torch.arange(3.0))
 
 
+def test_weights_files_keep_only_the_requested_keys(tmp_path):
+    from safetensors.torch import save_file
+
+    tensors = {"a": torch.arange(3.0), "b.weight": torch.ones(2, 2, dtype=torch.bfloat16)}
+    torch.save(tensors, tmp_path / "zip.bin")
+    torch.save(tensors, tmp_path / "legacy.bin", _use_new_zipfile_serialization=False)
+    save_file(tensors, str(tmp_path / "w.safetensors"))
+    for name in ("zip.bin", "legacy.bin", "w.safetensors"):
+        kept = cvl.load_weights_file(tmp_path / name, keep=lambda key: key.startswith("b."))
+        assert list(kept) == ["b.weight"] and kept["b.weight"].dtype == torch.bfloat16
+        assert torch.equal(kept["b.weight"], tensors["b.weight"])
+        assert cvl.load_weights_file(tmp_path / name).keys() == tensors.keys()
+
+
 def test_refuses_non_empty_output_and_bad_arguments(converted, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "old.txt").write_text("x")
@@ -422,3 +439,68 @@ def test_full_size_release_plan_on_meta_tensors(released_keys_dir, tmp_path):
         assert 16.5e9 < sum(group_bytes) < 17.5e9 and max(group_bytes) <= 5e9 and len(writer.names) == 4
     assert config.text_config.vocab_size == 49412 and config.text_config.num_hidden_layers == 32
     assert not list(tmp_path.glob("*.safetensors"))  # planning writes nothing
+
+
+@pytest.fixture(scope="module")
+def remote_code_out(converted, tmp_path_factory):
+    """The understanding part converted again through the CLI with `--remote-code`."""
+    out = tmp_path_factory.mktemp("remote_code") / "hf"
+    argv = ["--original", str(converted["release"]), "--out", str(out), "--dtype", "fp32", "--parts", "understanding",
+            "--config", str(converted["base"] / "config.json"), "--remote-code"]
+    assert cvl.main(argv) == 0
+    return out
+
+
+def test_remote_code_writes_auto_map_and_sources_without_touching_weights(converted, remote_code_out):
+    from video_lavit.hub_export import unresolved_auto_map_entries
+
+    config = json.loads((remote_code_out / "config.json").read_text())
+    assert config["auto_map"] == convert_language_model.REMOTE_CODE_AUTO_MAP
+    assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_video_lavit.VideoLavitForConditionalGeneration"
+    copied = {p.name for p in remote_code_out.glob("*.py")}
+    assert {"modeling_video_lavit.py", "configuration_video_lavit.py", "generation_video_lavit.py",
+            "modeling_visual_tokenizer.py", "modeling_motion_tokenizer.py"} <= copied
+    package = Path(sys.modules[VideoLavitForConditionalGeneration.__module__].__file__).parent
+    for name in copied:  # byte-identical copies of the package's own modules
+        assert (remote_code_out / name).read_bytes() == (package / name).read_bytes()
+    assert unresolved_auto_map_entries(remote_code_out) == []
+    # the weights are those of the plain conversion, and the plain folder has no auto_map
+    plain = converted["out"]
+    assert "auto_map" not in json.loads((plain / "config.json").read_text())
+    assert not list(plain.glob("*.py"))
+    ours = AutoModelForCausalLM.from_pretrained(remote_code_out)
+    reference = AutoModelForCausalLM.from_pretrained(plain)
+    _assert_same_state(ours, reference)
+
+
+def test_add_remote_code_sets_the_auto_map_and_copies_imports(tmp_path):
+    config = VideoLavitConfig()
+    files = convert_language_model.add_remote_code(config, tmp_path / "new")
+    assert config.auto_map == convert_language_model.REMOTE_CODE_AUTO_MAP
+    assert sorted(p.name for p in (tmp_path / "new").glob("*.py")) == files
+    assert "configuration_video_lavit.py" in files and "modeling_video_lavit.py" in files
+    config.save_pretrained(tmp_path / "new")
+    from video_lavit.hub_export import unresolved_auto_map_entries
+
+    assert unresolved_auto_map_entries(tmp_path / "new") == []
+
+
+@pytest.mark.slow
+def test_remote_code_folder_loads_in_a_fresh_process_without_the_package(remote_code_out, tmp_path):
+    import subprocess
+
+    ids = [[1, 5, 6, 7]]
+    with torch.no_grad():
+        expected = AutoModelForCausalLM.from_pretrained(remote_code_out).eval()(input_ids=torch.tensor(ids)).logits
+    torch.save(expected, tmp_path / "expected.pt")
+    code = (
+        "import sys; sys.modules['video_lavit'] = None\n"  # the package must not be importable
+        "import torch\nfrom transformers import AutoModelForCausalLM\n"
+        f"m = AutoModelForCausalLM.from_pretrained({str(remote_code_out)!r}, trust_remote_code=True)\n"
+        "assert type(m).__module__.startswith('transformers_modules'), type(m)\n"
+        f"out = m.eval()(input_ids=torch.tensor({ids})).logits\n"
+        f"assert torch.equal(out, torch.load({str(tmp_path / 'expected.pt')!r}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -325,3 +325,27 @@ def test_released_size_decoder_runs_on_cpu():
         out = decoder(codes=[torch.randint(0, 16384, (90,)), torch.randint(0, 16384, (40,))])
     assert out.prompt_embeds.shape == (2, 256, 2048) and out.pooled_prompt_embeds.shape == (2, 1280)
     assert torch.isfinite(out.prompt_embeds).all() and torch.isfinite(out.pooled_prompt_embeds).all()
+
+
+def test_conversion_passes_the_pooler_head_count_through(tmp_path):
+    """The pooler's head count is not in the weights: `pooler_num_heads` must reach the decoder, else it defaults to
+    the decoder's head count and the pooled embedding changes."""
+    components = tiny_components(seed=1)
+    torch.manual_seed(1)
+    decoder = VideoLavitKeyframeDecoder(**{**DECODER, "pooler_num_heads": 4}).eval()
+    with torch.no_grad():
+        for p in decoder.parameters():
+            p.normal_(0, 0.3)
+    components["keyframe_decoder"] = decoder
+    _write_original_checkpoint(tmp_path / "original", components)
+    heads = DECODER["num_attention_heads"]
+    converted = convert_keyframe_pipeline(tmp_path / "original", tmp_path / "four", num_attention_heads=heads,
+                                          pooler_num_heads=4)
+    default = convert_keyframe_pipeline(tmp_path / "original", tmp_path / "default", num_attention_heads=heads)
+    assert converted.keyframe_decoder.config.pooler_num_heads == 4
+    assert default.keyframe_decoder.config.pooler_num_heads == heads
+    reloaded = VideoLavitKeyframePipeline.from_pretrained(tmp_path / "four").keyframe_decoder.eval()
+    with torch.no_grad():
+        expected = decoder(codes=CODES).pooled_prompt_embeds
+        torch.testing.assert_close(reloaded(codes=CODES).pooled_prompt_embeds, expected, rtol=0, atol=0)
+        assert not torch.allclose(default.keyframe_decoder.eval()(codes=CODES).pooled_prompt_embeds, expected)

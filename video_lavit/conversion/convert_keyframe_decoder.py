@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from ..modeling.modeling_keyframe_decoder import VideoLavitKeyframeDecoder
+from ._utils import load_weights_file, state_dict_mismatches
 
 DECODER_FILE = "visual_tokenizer/highres_tokenizer_decoder.bin"
 TOKENIZER_FILE = "visual_tokenizer/tokenizer_encoder.bin"
@@ -87,13 +88,8 @@ def convert_keyframe_decoder_state_dict(
 def load_converted_state_dict(model: VideoLavitKeyframeDecoder, state_dict: dict[str, torch.Tensor]) -> None:
     """Load strictly, raising `ValueError` that lists missing, unexpected and wrongly shaped keys."""
     ours = model.state_dict()
-    missing = sorted(set(ours) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(ours))
-    wrong = sorted(
-        f"{k}: {tuple(state_dict[k].shape)} vs {tuple(ours[k].shape)}"
-        for k in set(ours) & set(state_dict)
-        if tuple(state_dict[k].shape) != tuple(ours[k].shape)
-    )
+    missing, unexpected, wrong = state_dict_mismatches(state_dict, {k: tuple(v.shape) for k, v in ours.items()})
+    wrong = [f"{k}: {given} vs {shape}" for k, given, shape in wrong]
     if missing or unexpected or wrong:
         raise ValueError(
             f"keyframe decoder state dict does not fit the model: missing {missing}, unexpected {unexpected}, "
@@ -129,17 +125,24 @@ def load_original_keyframe_decoder(
     checkpoint_dir: str | Path, dtype: torch.dtype | None = None, num_attention_heads: int = 16,
     pooler_num_heads: int | None = None,
 ) -> VideoLavitKeyframeDecoder:
-    """Build our decoder from the two original `.bin` files of a checkpoint folder (head counts: released 16)."""
+    """Build our decoder from the two original `.bin` files of a checkpoint folder (head counts: released 16).
+
+    Both files are memory-mapped: of `tokenizer_encoder.bin` only the codebook is read, and the decoder is built
+    on the meta device and takes the checkpoint tensors (cast to `dtype` when given), so no second copy is made.
+    """
     checkpoint_dir = Path(checkpoint_dir)
-    original = torch.load(checkpoint_dir / DECODER_FILE, map_location="cpu", weights_only=True)
-    tokenizer = torch.load(checkpoint_dir / TOKENIZER_FILE, map_location="cpu", weights_only=True)
+    original = load_weights_file(checkpoint_dir / DECODER_FILE)
+    tokenizer = load_weights_file(checkpoint_dir / TOKENIZER_FILE, keep=lambda key: key == CODEBOOK_KEY)
     if CODEBOOK_KEY not in tokenizer:
         raise ValueError(f"{checkpoint_dir / TOKENIZER_FILE} has no {CODEBOOK_KEY!r}")
     codebook = tokenizer[CODEBOOK_KEY]
     config = config_from_original_state_dict(original, codebook, num_attention_heads, pooler_num_heads)
-    model = VideoLavitKeyframeDecoder(**config)
-    load_converted_state_dict(model, convert_keyframe_decoder_state_dict(original, codebook))
-    return model.to(dtype) if dtype is not None else model
+    with torch.device("meta"):
+        model = VideoLavitKeyframeDecoder(**config)
+    # without a dtype the decoder is in the default dtype, as if it had been built materialised
+    converted = convert_keyframe_decoder_state_dict(original, codebook, dtype or torch.get_default_dtype())
+    load_converted_state_dict(model, converted)
+    return model
 
 
 def load_original_image_detokenizer(checkpoint_dir: str | Path, dtype: torch.dtype | None = None):
@@ -159,12 +162,14 @@ def load_original_image_detokenizer(checkpoint_dir: str | Path, dtype: torch.dty
 
 
 def convert_keyframe_pipeline(
-    checkpoint_dir: str | Path, output_dir: str | Path, dtype: torch.dtype | None = None, num_attention_heads: int = 16
+    checkpoint_dir: str | Path, output_dir: str | Path, dtype: torch.dtype | None = None, num_attention_heads: int = 16,
+    pooler_num_heads: int | None = None,
 ):
-    """Write a `VideoLavitKeyframePipeline` (safetensors) to `output_dir` and return it."""
+    """Write a `VideoLavitKeyframePipeline` (safetensors) to `output_dir` and return it. Head counts cannot be read
+    from the weights: `num_attention_heads` (released 16) and `pooler_num_heads` (default: `num_attention_heads`)."""
     from ..pipelines.pipeline_video_lavit_keyframe import VideoLavitKeyframePipeline
 
-    decoder = load_original_keyframe_decoder(checkpoint_dir, dtype, num_attention_heads)
+    decoder = load_original_keyframe_decoder(checkpoint_dir, dtype, num_attention_heads, pooler_num_heads)
     unet, vae, scheduler = load_original_image_detokenizer(checkpoint_dir, dtype)
     pipe = VideoLavitKeyframePipeline(keyframe_decoder=decoder, unet=unet, vae=vae, scheduler=scheduler)
     pipe.save_pretrained(output_dir, safe_serialization=True)
@@ -176,9 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkpoint_dir", type=Path, help="released Video-LaVIT checkpoint folder")
     parser.add_argument("output_dir", type=Path, help="where the diffusers pipeline folder is written")
     parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default=None)
+    parser.add_argument("--num-attention-heads", type=int, default=16, help="decoder heads (released: 16)")
+    parser.add_argument("--pooler-num-heads", type=int, default=None, help="pooler heads (default: decoder heads)")
     args = parser.parse_args(argv)
     dtype = getattr(torch, args.dtype) if args.dtype else None
-    convert_keyframe_pipeline(args.checkpoint_dir, args.output_dir, dtype)
+    convert_keyframe_pipeline(args.checkpoint_dir, args.output_dir, dtype, args.num_attention_heads, args.pooler_num_heads)
     print(f"wrote {args.output_dir}")
     return 0
 

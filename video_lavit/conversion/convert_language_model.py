@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from ._utils import load_weights_file, state_dict_mismatches
+
 LLM_PREFIX = "model."
 OUR_LLM_PREFIX = "model.language_model."
 LM_HEAD_KEY = "lm_head.weight"
@@ -84,13 +86,8 @@ def check_complete(
     converted: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]], source: str = "converted state dict"
 ) -> None:
     """Every expected tensor present with its shape and nothing extra, else `ValueError` listing them."""
-    missing = sorted(set(expected) - set(converted))
-    unexpected = sorted(set(converted) - set(expected))
-    wrong = sorted(
-        f"{k}: {tuple(converted[k].shape)} vs ours {tuple(expected[k])}"
-        for k in set(expected) & set(converted)
-        if tuple(converted[k].shape) != tuple(expected[k])
-    )
+    missing, unexpected, wrong = state_dict_mismatches(converted, expected)
+    wrong = [f"{k}: {given} vs ours {shape}" for k, given, shape in wrong]
     problems = []
     if missing:
         problems.append(f"{len(missing)} of our tensors have no source: {missing[:20]}")
@@ -119,20 +116,15 @@ def load_language_model_weights(model, converted: dict[str, torch.Tensor]) -> No
 
 
 def load_original_shards(folder: str | Path) -> dict[str, torch.Tensor]:
-    """All tensors of a transformers checkpoint folder (`pytorch_model*.bin` or `model*.safetensors`)."""
+    """All tensors of a transformers checkpoint folder (`pytorch_model*.bin` or `model*.safetensors`), memory-mapped
+    where the format allows."""
     folder = Path(folder)
-    bins = sorted(folder.glob("pytorch_model*.bin"))
-    safetensors = sorted(folder.glob("model*.safetensors"))
-    if not bins and not safetensors:
+    files = sorted(folder.glob("pytorch_model*.bin")) + sorted(folder.glob("model*.safetensors"))
+    if not files:
         raise FileNotFoundError(f"no pytorch_model*.bin or model*.safetensors shards in {folder}")
     state_dict = {}
-    for file in bins:
-        state_dict.update(torch.load(file, map_location="cpu", weights_only=True))
-    if safetensors:
-        from safetensors.torch import load_file
-
-        for file in safetensors:
-            state_dict.update(load_file(str(file)))
+    for file in files:
+        state_dict.update(load_weights_file(file))
     return state_dict
 
 
@@ -201,27 +193,42 @@ def convert_checkpoint(
     return model
 
 
-def save_with_remote_code(model, output_dir: str | Path) -> None:
-    """`save_pretrained` plus the modeling/configuration sources and an `auto_map`, so that the folder loads with
-    `trust_remote_code=True` where this package is not installed (`AutoConfig`, `AutoModel`, `AutoModelForCausalLM`,
-    `AutoModelForImageTextToText`, `AutoModelForMultimodalLM`). The classes are marked only for this call, so other
-    saves stay plain."""
-    from ..modeling.configuration_video_lavit import VideoLavitConfig
-    from ..modeling.modeling_video_lavit import VideoLavitForConditionalGeneration
+# `auto_map` of a remote-code folder: every Auto class the model answers to, as `module.Class` of the copied sources
+_MODEL_CLASS = "modeling_video_lavit.VideoLavitForConditionalGeneration"
+REMOTE_CODE_AUTO_MAP = {
+    "AutoConfig": "configuration_video_lavit.VideoLavitConfig",
+    "AutoModel": "modeling_video_lavit.VideoLavitModel",
+    "AutoModelForCausalLM": _MODEL_CLASS,
+    "AutoModelForImageTextToText": _MODEL_CLASS,
+    "AutoModelForMultimodalLM": _MODEL_CLASS,
+}
 
-    model_class = "modeling_video_lavit.VideoLavitForConditionalGeneration"
-    model.config.auto_map = {
-        "AutoModel": "modeling_video_lavit.VideoLavitModel",
-        "AutoModelForImageTextToText": model_class,
-        "AutoModelForMultimodalLM": model_class,
-    }
-    VideoLavitConfig._auto_class = "AutoConfig"
-    VideoLavitForConditionalGeneration._auto_class = "AutoModelForCausalLM"
+
+def add_remote_code(config, folder: str | Path) -> list[str]:
+    """Copy the model's sources (`modeling_video_lavit.py` and every sibling module it imports, as transformers'
+    `custom_object_save` would) into `folder` and set `config.auto_map` (`REMOTE_CODE_AUTO_MAP`), so that the
+    folder, once `config` is saved there, loads with `trust_remote_code=True` where this package is not installed.
+    Touches no weight, so it also serves streamed conversions. Returns the copied file names."""
+    from transformers.dynamic_module_utils import get_relative_import_files
+
+    from ..modeling import modeling_video_lavit
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    source = Path(modeling_video_lavit.__file__)
+    files = [source, *map(Path, get_relative_import_files(str(source)))]
+    for file in files:
+        shutil.copyfile(file, folder / file.name)
+    config.auto_map = dict(REMOTE_CODE_AUTO_MAP)
+    return sorted({file.name for file in files})
+
+
+def save_with_remote_code(model, output_dir: str | Path) -> None:
+    """`save_pretrained` plus `add_remote_code`; the `auto_map` is set only for this save, so others stay plain."""
+    add_remote_code(model.config, output_dir)
     try:
         model.save_pretrained(output_dir)
     finally:
-        VideoLavitConfig._auto_class = None
-        VideoLavitForConditionalGeneration._auto_class = None
         del model.config.auto_map
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from ..modeling.configuration_motion_tokenizer import VideoLavitMotionTokenizerConfig
+from ._utils import load_weights_file, state_dict_mismatches
 
 SFT_PREFIX = "model.motion_tokenizer."
 
@@ -116,19 +117,14 @@ def convert_motion_tokenizer_state_dict(
     converted[DERIVED_KEYS[1]] = codebook.to(torch.float32).clone()
 
     if config is not None:
-        expected = expected_state_dict_shapes(config)
-        missing = sorted(set(expected) - set(converted))
-        unexpected = sorted(set(converted) - set(expected))
-        wrong = sorted(k for k in set(expected) & set(converted) if tuple(converted[k].shape) != expected[k])
+        missing, unexpected, wrong = state_dict_mismatches(converted, expected_state_dict_shapes(config))
         problems = []
         if missing:
             problems.append(f"{len(missing)} tensors of ours have no source: {missing}")
         if unexpected:
             problems.append(f"{len(unexpected)} converted keys are not in our model: {unexpected}")
         if wrong:
-            problems.append(
-                "shape mismatches: " + ", ".join(f"{k} {tuple(converted[k].shape)} vs {expected[k]}" for k in wrong)
-            )
+            problems.append("shape mismatches: " + ", ".join(f"{k} {given} vs {shape}" for k, given, shape in wrong))
         if problems:
             raise ValueError("motion tokenizer conversion failed; " + "; ".join(problems))
     return converted
@@ -136,10 +132,10 @@ def convert_motion_tokenizer_state_dict(
 
 def load_original_state_dict(path: str | Path, prefix: str = "") -> dict[str, torch.Tensor]:
     """Read a ``.bin`` file, or a folder holding one or a sharded ``pytorch_model.bin.index.json`` (only the shards
-    holding ``prefix`` keys are read), with ``torch.load(weights_only=True)``."""
+    holding ``prefix`` keys are read, and of those only the ``prefix`` tensors), memory-mapped where possible."""
     path = Path(path)
     if path.is_file():
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_weights_file(path)
     if not path.is_dir():
         raise FileNotFoundError(f"no checkpoint at {path}")
     index = path / "pytorch_model.bin.index.json"
@@ -150,12 +146,11 @@ def load_original_state_dict(path: str | Path, prefix: str = "") -> dict[str, to
             raise ValueError(f"{index} lists no key starting with {prefix!r}")
         state_dict = {}
         for shard in shards:
-            part = torch.load(path / shard, map_location="cpu", weights_only=True)
-            state_dict.update({k: v for k, v in part.items() if k.startswith(prefix)})
+            state_dict.update(load_weights_file(path / shard, keep=lambda key: key.startswith(prefix)))
         return state_dict
     for name in ("motion_tokenizer.bin", "pytorch_model.bin"):
         if (path / name).is_file():
-            return torch.load(path / name, map_location="cpu", weights_only=True)
+            return load_weights_file(path / name)
     raise FileNotFoundError(f"{path} holds neither motion_tokenizer.bin, pytorch_model.bin nor a sharded index")
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from ._utils import load_weights_file
+
 UNET_PREFIX = "unet."
 MOTION_ENCODER_PREFIX = "motion_encoder."
 
@@ -106,13 +108,8 @@ def split_video_detokenizer_state_dict(
 
 
 def load_original_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read an original `.bin` (pickle, weights only) or `.safetensors` file."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """Read an original `.bin` (pickle, weights only) or `.safetensors` file, memory-mapped where possible."""
+    return load_weights_file(path)
 
 
 def unet_config_from_original(config: dict) -> dict:
@@ -134,11 +131,21 @@ def build_detokenizer_modules(unet_config: dict | None = None, motion_encoder_co
     return unet, encoder
 
 
-def load_converted_weights(unet, motion_encoder, state_dict: dict[str, torch.Tensor]) -> None:
-    """Convert `state_dict` and load it strictly into `unet` and `motion_encoder` (in their dtypes)."""
+def load_converted_weights(
+    unet, motion_encoder, state_dict: dict[str, torch.Tensor], dtype: torch.dtype | None = None
+) -> None:
+    """Convert `state_dict` and load it strictly into `unet` and `motion_encoder`.
+
+    Modules on the meta device take the converted tensors themselves (`assign=True`; cast to `dtype` when given,
+    else kept in the checkpoint's dtype), so a memory-mapped checkpoint is never copied; materialised modules
+    copy the values in, in their own dtype.
+    """
     unet_sd, encoder_sd = split_video_detokenizer_state_dict(state_dict, _shapes(unet), _shapes(motion_encoder))
-    unet.load_state_dict(unet_sd, strict=True)
-    motion_encoder.load_state_dict(encoder_sd, strict=True)
+    for module, converted in ((unet, unet_sd), (motion_encoder, encoder_sd)):
+        on_meta = any(p.is_meta for p in module.parameters())
+        if on_meta and dtype is not None:
+            converted = {k: v.to(dtype) if v.is_floating_point() else v for k, v in converted.items()}
+        module.load_state_dict(converted, strict=True, assign=on_meta)
 
 
 def convert_video_detokenizer(
@@ -168,8 +175,9 @@ def convert_video_detokenizer(
     unet_config = (
         unet_config_from_original(json.loads(unet_config_path.read_text())) if unet_config_path.is_file() else None
     )
-    unet, motion_encoder = build_detokenizer_modules(unet_config, motion_encoder_config)
-    load_converted_weights(unet, motion_encoder, load_original_state_dict(weights))
+    # built on meta and filled with the (memory-mapped) checkpoint tensors: no second full-size copy
+    unet, motion_encoder = build_detokenizer_modules(unet_config, motion_encoder_config, meta=True)
+    load_converted_weights(unet, motion_encoder, load_original_state_dict(weights), dtype=dtype)
 
     vae = AutoencoderKLTemporalDecoder.from_pretrained(detok_dir / "vae")
     scheduler_dir = detok_dir / "scheduler"

@@ -39,7 +39,7 @@ when complete.
 Usage::
 
     python -m video_lavit.conversion.convert_video_lavit --original Video-LaVIT-v1 --out video-lavit-hf
-        [--dtype bf16|fp16|fp32] [--max-shard-size 5GB] [--parts understanding generation]
+        [--dtype bf16|fp16|fp32] [--max-shard-size 5GB] [--parts understanding generation] [--remote-code]
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from pathlib import Path
 import torch
 
 from . import convert_language_model as llm_conversion
+from ._utils import load_weights_file
 from .convert_language_model import MOTION_PREFIX, VISUAL_PREFIX, convert_language_model_state_dict
 from .convert_keyframe_decoder import convert_keyframe_pipeline
 from .convert_motion_tokenizer import convert_motion_tokenizer_state_dict
@@ -142,20 +143,6 @@ def llm_shard_files(folder: str | Path) -> list[Path]:
     if not files:
         raise FileNotFoundError(f"{folder}/pytorch_model*.bin (or model*.safetensors) shards")
     return files
-
-
-def load_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """One weight file, memory-mapped where possible so that only the tensors touched are read into memory."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:
-        # legacy (non-zip) pickles cannot be memory-mapped
-        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _converted(label: str, convert: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -376,11 +363,12 @@ def _nbytes(shape, dtype: torch.dtype) -> int:
 
 def write_language_model(
     root: str | Path, variant: str, output_dir: str | Path, model, plan: list[tuple[str, tuple[int, ...], torch.dtype]],
-    dtype: torch.dtype, max_shard_bytes: int,
+    dtype: torch.dtype, max_shard_bytes: int, remote_code: bool = False,
 ) -> list[str]:
     """Stream the converted LLM of `variant` into `output_dir` (safetensors shards, config.json,
     generation_config.json). `model` is the `meta_language_model` and `plan` the key order `check_language_model`
-    returned; a source that no longer yields exactly that raises `ValueError`."""
+    returned; a source that no longer yields exactly that raises `ValueError`. `remote_code` also writes the model
+    sources and the config's `auto_map` (`convert_language_model.add_remote_code`)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     entries = [(k, shape, output_dtype(d, dtype)) for k, shape, d in plan]
@@ -392,7 +380,13 @@ def write_language_model(
 
     model.config.dtype = dtype
     model.config.architectures = [type(model).__name__]
-    model.config.save_pretrained(output_dir)
+    if remote_code:
+        llm_conversion.add_remote_code(model.config, output_dir)
+    try:
+        model.config.save_pretrained(output_dir)
+    finally:
+        if remote_code:
+            del model.config.auto_map  # the meta model may serve another part, which may be written plain
     if model.can_generate() and model.generation_config is not None:
         model.generation_config.save_pretrained(output_dir)
     return names
@@ -477,6 +471,8 @@ def convert_video_lavit(
     keyframe_width: int | None = None,
     video_height: int | None = None,
     video_width: int | None = None,
+    remote_code: bool = False,
+    keyframe_pooler_heads: int | None = None,
 ) -> Path:
     """Convert the released folder `original` into the Hugging Face folder `out` (layout in the module docstring).
 
@@ -492,6 +488,9 @@ def convert_video_lavit(
         motion_encoder_config: the video detokenizer's motion encoder config (the release ships none).
         keyframe_height, keyframe_width, video_height, video_width: default pipeline sizes (released: 576 x 1024 and
             512 x 896).
+        remote_code: also write the model sources + `auto_map` into each LLM folder (the root and
+            `language_model/`), so they load with `trust_remote_code=True` without this package.
+        keyframe_pooler_heads: heads of the keyframe decoder's attention pooler (default: `keyframe_decoder_heads`).
 
     Returns the output folder.
     """
@@ -527,7 +526,8 @@ def convert_video_lavit(
             # the detokenizer converters load, check and save their own components; their folders are then renamed
             label = f"{original / 'visual_tokenizer/highres_tokenizer_decoder.bin'} + {original / 'image_detokenizer'}"
             _converted(label, lambda: convert_keyframe_pipeline(
-                original, partial / "_keyframe", dtype, num_attention_heads=keyframe_decoder_heads
+                original, partial / "_keyframe", dtype, num_attention_heads=keyframe_decoder_heads,
+                pooler_num_heads=keyframe_pooler_heads,
             ))
             keyframe_index = _move_components(partial / "_keyframe", partial, KEYFRAME_RENAMES)
             weights = video_unet_weights(original)
@@ -536,7 +536,7 @@ def convert_video_lavit(
             ))
             video_index = _move_components(partial / "_video", partial, VIDEO_RENAMES)
             write_language_model(original, "generation", partial / "language_model", models["generation"],
-                                 plans["generation"], dtype, max_shard_bytes)
+                                 plans["generation"], dtype, max_shard_bytes, remote_code)
             build_processor(original / GENERATION_DIR, configs["generation"]).save_pretrained(partial / "processor")
             index = pipeline_model_index(
                 keyframe_index, video_index, keyframe_height=keyframe_height, keyframe_width=keyframe_width,
@@ -545,7 +545,7 @@ def convert_video_lavit(
             (partial / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
         if "understanding" in parts:
             write_language_model(original, "understanding", partial, models["understanding"], plans["understanding"],
-                                 dtype, max_shard_bytes)
+                                 dtype, max_shard_bytes, remote_code)
             build_processor(original / UNDERSTANDING_DIR, configs["understanding"]).save_pretrained(partial)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
@@ -573,9 +573,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help="understanding: root model + processor; generation: VideoLavitPipeline subfolders")
     parser.add_argument("--config", help="VideoLavitConfig JSON for non-released sizes (default: the release)")
     parser.add_argument("--keyframe-decoder-heads", type=int, default=16, help="heads of highres_tokenizer_decoder")
+    parser.add_argument("--keyframe-pooler-heads", type=int, default=None,
+                        help="heads of its attention pooler (default: --keyframe-decoder-heads)")
     parser.add_argument("--motion-encoder-config", help="motion condition encoder config JSON (default: the release)")
     for name in ("keyframe-height", "keyframe-width", "video-height", "video-width"):
         parser.add_argument(f"--{name}", type=int, default=None, help="default pipeline size (default: the release)")
+    parser.add_argument("--remote-code", action="store_true",
+                        help="also write the model sources + auto_map into each LLM folder (trust_remote_code loading)")
     return parser
 
 
@@ -588,7 +592,7 @@ def run(args: argparse.Namespace) -> int:
     out = convert_video_lavit(
         args.original, args.out, DTYPES[args.dtype], args.max_shard_size, tuple(args.parts), config,
         args.keyframe_decoder_heads, _json_file(args.motion_encoder_config), args.keyframe_height,
-        args.keyframe_width, args.video_height, args.video_width,
+        args.keyframe_width, args.video_height, args.video_width, args.remote_code, args.keyframe_pooler_heads,
     )
     print(f"wrote {out} ({', '.join(args.parts)}; {args.dtype})")
     return 0

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from ._utils import load_weights_file, state_dict_mismatches
+
 logger = logging.getLogger(__name__)
 
 SFT_PREFIX = "model.visual_tokenizer."
@@ -171,13 +173,8 @@ def merge_parts(parts: list[tuple[str, dict[str, torch.Tensor]]]) -> dict[str, t
 
 def check_complete(converted: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]]) -> None:
     """Every expected parameter present with its shape and nothing extra, else `ValueError` listing them."""
-    missing = sorted(set(expected) - set(converted))
-    unexpected = sorted(set(converted) - set(expected))
-    wrong = sorted(
-        f"{k}: {tuple(converted[k].shape)} vs expected {tuple(expected[k])}"
-        for k in set(expected) & set(converted)
-        if tuple(converted[k].shape) != tuple(expected[k])
-    )
+    missing, unexpected, wrong = state_dict_mismatches(converted, expected)
+    wrong = [f"{k}: {given} vs expected {shape}" for k, given, shape in wrong]
     problems = []
     if missing:
         problems.append(f"missing {len(missing)}: {missing}")
@@ -190,37 +187,41 @@ def check_complete(converted: dict[str, torch.Tensor], expected: dict[str, tuple
 
 
 # ------------------------------------------------------------------------------------------------ file I/O
-def load_original(path: str | Path) -> dict[str, torch.Tensor]:
-    """A `.bin` file, or a folder of transformers `pytorch_model*.bin` shards, read without unpickling code."""
+def load_original(path: str | Path, keep=None) -> dict[str, torch.Tensor]:
+    """A `.bin` file, or a folder of transformers `pytorch_model*.bin` shards, read without unpickling code.
+
+    Files are memory-mapped where possible and only the keys passing `keep` (all when `None`) are kept, so the
+    other tensors of a large file are never read.
+    """
     path = Path(path)
     files = sorted(path.glob("pytorch_model*.bin")) if path.is_dir() else [path]
     if not files:
         raise FileNotFoundError(f"no pytorch_model*.bin shards in {path}")
     state_dict = {}
     for file in files:
-        part = torch.load(file, map_location="cpu", weights_only=True)
+        part = load_weights_file(file)
         if "state_dict" in part and isinstance(part["state_dict"], dict):
             part = part["state_dict"]
-        state_dict.update(part)
+        state_dict.update(part if keep is None else {k: v for k, v in part.items() if keep(k)})
     return state_dict
 
 
-def load_sft_visual_tokenizer(sft_dir: str | Path) -> dict[str, torch.Tensor]:
-    """Only the `model.visual_tokenizer.*` tensors of the SFT shards (the index tells which shards hold them)."""
+def load_sft_visual_tokenizer(sft_dir: str | Path, prefix: str = SFT_PREFIX) -> dict[str, torch.Tensor]:
+    """Only the `prefix` tensors (default: the whole `model.visual_tokenizer.*`) of the SFT shards; the index tells
+    which shards hold them. The shards are memory-mapped, so the LLM tensors beside them are never read."""
     sft_dir = Path(sft_dir)
     index = sft_dir / "pytorch_model.bin.index.json"
     if index.is_file():
         weight_map = json.loads(index.read_text())["weight_map"]
-        shards = sorted({f for k, f in weight_map.items() if k.startswith(SFT_PREFIX)})
+        shards = sorted({f for k, f in weight_map.items() if k.startswith(prefix)})
         files = [sft_dir / s for s in shards]
     else:
         files = sorted(sft_dir.glob("pytorch_model*.bin"))
     state_dict = {}
     for file in files:
-        part = torch.load(file, map_location="cpu", weights_only=True)
-        state_dict.update({k: v for k, v in part.items() if k.startswith(SFT_PREFIX)})
+        state_dict.update(load_weights_file(file, keep=lambda key: key.startswith(prefix)))
     if not state_dict:
-        raise ValueError(f"no {SFT_PREFIX}* tensors found in {sft_dir}")
+        raise ValueError(f"no {prefix}* tensors found in {sft_dir}")
     return state_dict
 
 
@@ -249,15 +250,13 @@ def convert_checkpoint(
     if not any(k.startswith(VIT_PROJ_PREFIXES) for k in encoder):
         visual_weight = root / "language_model" / "visual_weight.bin"
         if visual_weight.is_file():
-            visual = load_original(visual_weight)
-            vit = {k: v for k, v in visual.items() if "vit_proj." in k}
             # this LaVIT-era file may also carry a merger trained with the LLM; the generation route keeps the
             # tokenizer_encoder.bin merger (use merger_source="language_model_sft" for the LLM-trained one)
-            logger.info("visual_weight.bin: using %d vit_proj tensors, not its other %d", len(vit), len(visual) - len(vit))
+            vit = load_original(visual_weight, keep=lambda key: "vit_proj." in key)
+            logger.info("visual_weight.bin: using its %d vit_proj tensors only", len(vit))
             parts.append(("visual_weight.bin", convert_vit_proj_state_dict(vit)))
         else:
-            sft = load_sft_visual_tokenizer(root / "language_model_sft")
-            vit = {k: v for k, v in sft.items() if k.startswith(SFT_PREFIX + "vit_proj.")}
+            vit = load_sft_visual_tokenizer(root / "language_model_sft", prefix=SFT_PREFIX + "vit_proj.")
             parts.append(("language_model_sft", convert_vit_proj_state_dict(vit)))
     return merge_parts(parts)
 
