@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from ..modeling.modeling_keyframe_decoder import VideoLavitKeyframeDecoder
-from ._utils import load_weights_file, state_dict_mismatches
+from ._utils import check_state_dict, load_weights_file, rename_by_rules, rename_keys
 
 DECODER_FILE = "visual_tokenizer/highres_tokenizer_decoder.bin"
 TOKENIZER_FILE = "visual_tokenizer/tokenizer_encoder.bin"
@@ -51,16 +51,12 @@ _KEY_RULES = [
     (r"unet_attnpool\.(q_proj|k_proj|v_proj)\.(weight|bias)", r"pooler.\1.\2"),
     (r"unet_attnpool\.c_proj\.(weight|bias)", r"pooler.out_proj.\1"),
 ]
-_COMPILED_RULES = [(re.compile(pattern + r"\Z"), target) for pattern, target in _KEY_RULES]
+_COMPILED_RULES = [(re.compile(pattern), target) for pattern, target in _KEY_RULES]
 
 
 def rename_original_key(key: str) -> str | None:
     """Our parameter name for an original `HighresVQDecoder` key, or None when no rule maps it."""
-    for pattern, target in _COMPILED_RULES:
-        match = pattern.match(key)
-        if match:
-            return match.expand(target)
-    return None
+    return rename_by_rules(key, _COMPILED_RULES)
 
 
 def convert_keyframe_decoder_state_dict(
@@ -70,15 +66,11 @@ def convert_keyframe_decoder_state_dict(
 
     Raises `ValueError` listing every key no rule maps. Works with tensors on the meta device.
     """
-    converted, unmapped = {}, []
-    for key, tensor in original.items():
-        new_key = rename_original_key(key)
-        if new_key is None:
-            unmapped.append(key)
-            continue
-        converted[new_key] = tensor if dtype is None else tensor.to(dtype)
+    converted, unmapped = rename_keys(original, rename_original_key)
     if unmapped:
-        raise ValueError(f"{len(unmapped)} keys of the keyframe decoder checkpoint are not mapped: {sorted(unmapped)}")
+        raise ValueError(f"{len(unmapped)} keys of the keyframe decoder checkpoint are not mapped: {unmapped}")
+    if dtype is not None:
+        converted = {k: v.to(dtype) for k, v in converted.items()}
     if codebook.ndim != 2:
         raise ValueError(f"the codebook must be [codebook_size, code_dim], got shape {tuple(codebook.shape)}")
     converted["codebook.weight"] = codebook if dtype is None else codebook.to(dtype)
@@ -88,13 +80,7 @@ def convert_keyframe_decoder_state_dict(
 def load_converted_state_dict(model: VideoLavitKeyframeDecoder, state_dict: dict[str, torch.Tensor]) -> None:
     """Load strictly, raising `ValueError` that lists missing, unexpected and wrongly shaped keys."""
     ours = model.state_dict()
-    missing, unexpected, wrong = state_dict_mismatches(state_dict, {k: tuple(v.shape) for k, v in ours.items()})
-    wrong = [f"{k}: {given} vs {shape}" for k, given, shape in wrong]
-    if missing or unexpected or wrong:
-        raise ValueError(
-            f"keyframe decoder state dict does not fit the model: missing {missing}, unexpected {unexpected}, "
-            f"shape mismatches {wrong}"
-        )
+    check_state_dict(state_dict, {k: tuple(v.shape) for k, v in ours.items()}, "keyframe decoder state dict")
     model.load_state_dict(state_dict, strict=True, assign=any(t.is_meta for t in ours.values()))
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from ..modeling.configuration_motion_tokenizer import VideoLavitMotionTokenizerConfig
-from ._utils import load_weights_file, state_dict_mismatches
+from ._utils import check_state_dict, load_weights_file, rename_by_rules, rename_keys
 
 SFT_PREFIX = "model.motion_tokenizer."
 
@@ -63,10 +63,7 @@ DERIVED_KEYS = ("quantizer.ema_cluster_size", "quantizer.ema_embedding_sum")
 
 def rename_key(original_key: str) -> str | None:
     """Our name for an original (prefix-free) key, or ``None`` when no rule matches."""
-    for pattern, template in _RENAMES:
-        if pattern.match(original_key):
-            return pattern.sub(template, original_key)
-    return None
+    return rename_by_rules(original_key, _RENAMES)
 
 
 def expected_state_dict_shapes(config: VideoLavitMotionTokenizerConfig) -> dict[str, tuple[int, ...]]:
@@ -96,20 +93,10 @@ def convert_motion_tokenizer_state_dict(
         ValueError: listing original keys no rule maps, and (with ``config``) keys of ours left unfilled or filled
             with a wrong shape.
     """
-    converted: dict[str, torch.Tensor] = {}
-    unmapped = []
-    for key, tensor in state_dict.items():
-        if prefix and not key.startswith(prefix):
-            continue
-        new_key = rename_key(key[len(prefix) :])
-        if new_key is None:
-            unmapped.append(key)
-        elif new_key in converted:
-            raise ValueError(f"two original keys map to {new_key!r}")
-        else:
-            converted[new_key] = tensor
+    ours = {k: v for k, v in state_dict.items() if k.startswith(prefix)}
+    converted, unmapped = rename_keys(ours, lambda key: rename_key(key[len(prefix) :]))
     if unmapped:
-        raise ValueError(f"{len(unmapped)} original motion-tokenizer keys have no mapping: {sorted(unmapped)}")
+        raise ValueError(f"{len(unmapped)} original motion-tokenizer keys have no mapping: {unmapped}")
     if CODEBOOK_KEY not in converted:
         raise ValueError(f"no codebook found: expected the key {prefix + 'quantize.embedding.weight'!r}")
     codebook = converted[CODEBOOK_KEY]
@@ -117,16 +104,7 @@ def convert_motion_tokenizer_state_dict(
     converted[DERIVED_KEYS[1]] = codebook.to(torch.float32).clone()
 
     if config is not None:
-        missing, unexpected, wrong = state_dict_mismatches(converted, expected_state_dict_shapes(config))
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} tensors of ours have no source: {missing}")
-        if unexpected:
-            problems.append(f"{len(unexpected)} converted keys are not in our model: {unexpected}")
-        if wrong:
-            problems.append("shape mismatches: " + ", ".join(f"{k} {given} vs {shape}" for k, given, shape in wrong))
-        if problems:
-            raise ValueError("motion tokenizer conversion failed; " + "; ".join(problems))
+        check_state_dict(converted, expected_state_dict_shapes(config), "converted motion tokenizer state dict")
     return converted
 
 

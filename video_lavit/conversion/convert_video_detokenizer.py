@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from ._utils import load_weights_file
+from ._utils import load_weights_file, state_dict_mismatches
 
 UNET_PREFIX = "unet."
 MOTION_ENCODER_PREFIX = "motion_encoder."
@@ -90,17 +90,16 @@ def split_video_detokenizer_state_dict(
         ("UNet", unet, unet_shapes, UNET_PREFIX),
         ("motion encoder", encoder, motion_encoder_shapes, MOTION_ENCODER_PREFIX),
     ):
-        missing = sorted(set(expected) - set(converted))
+        missing, _, wrong = state_dict_mismatches(converted, expected)  # unknown names were caught above
         if missing:
             problems.append(
                 f"{len(missing)} of {len(expected)} {label} parameters missing from the checkpoint "
                 f"(expected as '{prefix}<name>'): {', '.join(missing[:20])}"
             )
-        wrong = sorted(k for k in converted if tuple(converted[k].shape) != tuple(expected[k]))
         if wrong:
             problems.append(
                 f"{label} shape mismatches: "
-                + ", ".join(f"{k}: checkpoint {tuple(converted[k].shape)} vs ours {expected[k]}" for k in wrong[:20])
+                + ", ".join(f"{k}: checkpoint {given} vs ours {shape}" for k, given, shape in wrong[:20])
             )
     if problems:
         raise ConversionError("video detokenizer checkpoint does not match our modules:\n  " + "\n  ".join(problems))

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from ._utils import load_weights_file, state_dict_mismatches
+from ._utils import check_state_dict, load_weights_file, rename_by_rules, rename_keys
 
 logger = logging.getLogger(__name__)
 
@@ -98,10 +98,7 @@ VIT_PROJ_PREFIXES = ("feature_projection.",)
 
 def rename_key(original: str) -> str | None:
     """Our parameter name for an original `DynamicVisualTokenizer` key, or `None` when no rule knows it."""
-    for pattern, template in _RULES:
-        if pattern.match(original):
-            return pattern.sub(template, original)
-    return None
+    return rename_by_rules(original, _RULES)
 
 
 def convert_state_dict(state_dict: dict[str, torch.Tensor], source: str = "state dict") -> dict[str, torch.Tensor]:
@@ -109,13 +106,7 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], source: str = "state
 
     Raises `ValueError` listing every key no rule maps.
     """
-    converted, unknown = {}, []
-    for key, tensor in state_dict.items():
-        new_key = rename_key(key)
-        if new_key is None:
-            unknown.append(key)
-        else:
-            converted[new_key] = tensor
+    converted, unknown = rename_keys(state_dict, rename_key)
     if unknown:
         raise ValueError(f"{source}: {len(unknown)} key(s) have no mapping to VideoLavitVisualTokenizer: {unknown}")
     return converted
@@ -173,17 +164,7 @@ def merge_parts(parts: list[tuple[str, dict[str, torch.Tensor]]]) -> dict[str, t
 
 def check_complete(converted: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]]) -> None:
     """Every expected parameter present with its shape and nothing extra, else `ValueError` listing them."""
-    missing, unexpected, wrong = state_dict_mismatches(converted, expected)
-    wrong = [f"{k}: {given} vs expected {shape}" for k, given, shape in wrong]
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)}: {missing}")
-    if unexpected:
-        problems.append(f"unexpected {len(unexpected)}: {unexpected}")
-    if wrong:
-        problems.append(f"wrong shape {len(wrong)}: {wrong}")
-    if problems:
-        raise ValueError("converted visual tokenizer state dict does not match the model; " + "; ".join(problems))
+    check_state_dict(converted, expected, "converted visual tokenizer state dict")
 
 
 # ------------------------------------------------------------------------------------------------ file I/O

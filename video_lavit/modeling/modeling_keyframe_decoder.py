@@ -18,6 +18,9 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 from torch import nn
 
+# the decoder's norms are evaluated in float32 and cast back, as the released model was trained under bf16 autocast
+from .modeling_visual_tokenizer import VideoLavitFp32LayerNorm
+
 
 @dataclass
 class VideoLavitKeyframeDecoderOutput(BaseOutput):
@@ -34,16 +37,6 @@ class VideoLavitKeyframeDecoderOutput(BaseOutput):
     prompt_embeds: torch.FloatTensor
     pooled_prompt_embeds: torch.FloatTensor
     visual_features: torch.FloatTensor | None = None
-
-
-class VideoLavitFP32LayerNorm(nn.LayerNorm):
-    """LayerNorm evaluated in float32 and cast back, as the released model was trained under bf16 autocast."""
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        weight = self.weight.float() if self.weight is not None else None
-        bias = self.bias.float() if self.bias is not None else None
-        out = F.layer_norm(hidden_states.float(), self.normalized_shape, weight, bias, self.eps)
-        return out.to(hidden_states.dtype)
 
 
 def _split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
@@ -110,11 +103,11 @@ class VideoLavitKeyframeDecoderLayer(nn.Module):
 
     def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, qkv_bias: bool, eps: float):
         super().__init__()
-        self.self_attn_norm = VideoLavitFP32LayerNorm(hidden_size, eps=eps)
+        self.self_attn_norm = VideoLavitFp32LayerNorm(hidden_size, eps=eps)
         self.self_attn = VideoLavitKeyframeSelfAttention(hidden_size, num_heads, qkv_bias)
-        self.cross_attn_norm = VideoLavitFP32LayerNorm(hidden_size, eps=eps)
+        self.cross_attn_norm = VideoLavitFp32LayerNorm(hidden_size, eps=eps)
         self.cross_attn = VideoLavitKeyframeCrossAttention(hidden_size, num_heads, qkv_bias)
-        self.mlp_norm = VideoLavitFP32LayerNorm(hidden_size, eps=eps)
+        self.mlp_norm = VideoLavitFp32LayerNorm(hidden_size, eps=eps)
         self.mlp = VideoLavitKeyframeMLP(hidden_size, intermediate_size)
 
     def forward(self, queries: torch.Tensor, codes: torch.Tensor, additive_mask: torch.Tensor) -> torch.Tensor:
@@ -211,7 +204,7 @@ class VideoLavitKeyframeDecoder(ModelMixin, ConfigMixin):
             VideoLavitKeyframeDecoderLayer(hidden_size, num_attention_heads, intermediate_size, qkv_bias, layer_norm_eps)
             for _ in range(num_hidden_layers)
         )
-        self.norm = VideoLavitFP32LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.norm = VideoLavitFp32LayerNorm(hidden_size, eps=layer_norm_eps)
         self.feature_head = nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.Tanh(), nn.Linear(hidden_size, feature_dim))
         self.prompt_proj_1 = nn.Linear(feature_dim, prompt_embed_dims[0])
         self.prompt_proj_2 = nn.Linear(feature_dim, prompt_embed_dims[1])

@@ -406,15 +406,21 @@ class VideoLavitModel(VideoLavitPreTrainedModel):
             inputs_embeds=inputs_embeds, attention_mask=new_mask, position_ids=position_ids, labels=new_labels
         )
 
-    def has_visual_inputs(self, input_ids: torch.LongTensor | None, **visual_inputs) -> bool:
-        """Whether a call needs the placeholder expansion (placeholders in `input_ids` or any visual input)."""
+    def has_visual_inputs(
+        self, input_ids: torch.LongTensor | None, clips_per_video: torch.LongTensor | None = None, **visual_inputs
+    ) -> bool:
+        """Whether a call needs the placeholder expansion (placeholders in `input_ids` or any visual input).
+        `clips_per_video` counts clips of video placeholders, so giving it to a call without any raises `ValueError`.
+        """
         if any(v is not None for v in visual_inputs.values()):
             return True
-        if input_ids is None:
-            return False
-        return bool(
+        if input_ids is not None and bool(
             ((input_ids == self.config.image_placeholder_id) | (input_ids == self.config.video_placeholder_id)).any()
-        )
+        ):
+            return True
+        if clips_per_video is not None and torch.as_tensor(clips_per_video).numel() > 0:
+            raise ValueError("clips_per_video was given but input_ids hold no video placeholder")
+        return False
 
     def forward(
         self,
@@ -450,6 +456,7 @@ class VideoLavitModel(VideoLavitPreTrainedModel):
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
         if inputs_embeds is None and self.has_visual_inputs(
             input_ids,
+            clips_per_video=clips_per_video,
             pixel_values=pixel_values,
             motion_vectors=motion_vectors,
             visual_features=visual_features,
@@ -472,8 +479,6 @@ class VideoLavitModel(VideoLavitPreTrainedModel):
             position_ids = spliced.position_ids
         elif inputs_embeds is None:
             self._check_input_ids(input_ids)
-            if clips_per_video is not None and torch.as_tensor(clips_per_video).numel() > 0:
-                raise ValueError("clips_per_video was given but input_ids hold no video placeholder")
             inputs_embeds = self.get_input_embeddings()(input_ids)
 
         outputs = self.language_model(
@@ -669,6 +674,7 @@ class VideoLavitForConditionalGeneration(VideoLavitPreTrainedModel, VideoLavitVi
         """
         multimodal = self.model.has_visual_inputs(
             input_ids,
+            clips_per_video=clips_per_video,
             pixel_values=pixel_values,
             motion_vectors=motion_vectors,
             visual_features=visual_features,
@@ -681,8 +687,6 @@ class VideoLavitForConditionalGeneration(VideoLavitPreTrainedModel, VideoLavitVi
             if kwargs.get("tokenizer") is not None and kwargs.get("stop_strings") is None:
                 kwargs["stop_strings"] = [self.config.answer_stop_string]
         if not multimodal:
-            if clips_per_video is not None and torch.as_tensor(clips_per_video).numel() > 0:
-                raise ValueError("clips_per_video was given but input_ids hold no video placeholder")
             return super().generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         if input_ids is None:
             raise ValueError("visual inputs need input_ids holding their placeholders")

@@ -238,8 +238,8 @@ class VideoLavitTokenSelector(nn.Module):
         return self._linear(self.fc3, hidden).log_softmax(dim=-1)
 
 
-class VideoLavitTokenMergerSelfAttention(nn.Module):
-    """Causal self-attention in which a query sees the kept keys before it and itself."""
+class VideoLavitTokenMergerAttentionBase(nn.Module):
+    """Head layout and policy-masked attention shared by the merger's self- and cross-attention."""
 
     def __init__(self, config: VideoLavitVisualTokenizerConfig):
         super().__init__()
@@ -247,38 +247,46 @@ class VideoLavitTokenMergerSelfAttention(nn.Module):
         self.head_dim = config.hidden_size // self.num_heads
         self.scaling = self.head_dim**-0.5
         self.eps = config.merger_softmax_eps
+
+    def attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """`(B, heads, L, head_dim)` queries over `(B, heads, S, head_dim)` keys/values, `allowed` broadcastable to
+        `(B, heads, L, S)` -> `(B, L, heads * head_dim)`."""
+        probs = policy_masked_softmax(torch.matmul(query, key.transpose(-1, -2)) * self.scaling, allowed, self.eps)
+        attn_output = torch.matmul(probs, value).transpose(1, 2)
+        return attn_output.reshape(attn_output.shape[0], attn_output.shape[1], -1)
+
+
+class VideoLavitTokenMergerSelfAttention(VideoLavitTokenMergerAttentionBase):
+    """Causal self-attention in which a query sees the kept keys before it and itself."""
+
+    def __init__(self, config: VideoLavitVisualTokenizerConfig):
+        super().__init__(config)
         self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.proj = nn.Linear(config.hidden_size, config.hidden_size)
 
     def forward(self, hidden_states: torch.Tensor, policy: torch.Tensor) -> torch.Tensor:
-        batch_size, seq_len, width = hidden_states.shape
+        batch_size, seq_len, _ = hidden_states.shape
         qkv = self.qkv(hidden_states).reshape(batch_size, seq_len, 3, self.num_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4)
         eye = torch.eye(seq_len, dtype=policy.dtype, device=policy.device)
         key_policy = policy[:, None, None, :]
         # built from the float policy so gradients of the straight-through decision reach the selector
         allowed = (key_policy + (1.0 - key_policy) * eye) * torch.ones_like(eye).tril()
-        probs = policy_masked_softmax(torch.matmul(query, key.transpose(-1, -2)) * self.scaling, allowed, self.eps)
-        attn_output = torch.matmul(probs, value).transpose(1, 2).reshape(batch_size, seq_len, width)
-        return self.proj(attn_output)
+        return self.proj(self.attend(query, key, value, allowed))
 
 
-class VideoLavitTokenMergerCrossAttention(nn.Module):
+class VideoLavitTokenMergerCrossAttention(VideoLavitTokenMergerAttentionBase):
     """Attention from every position to the normalised encoder features of the dropped patches only."""
 
     def __init__(self, config: VideoLavitVisualTokenizerConfig):
-        super().__init__()
-        self.num_heads = config.merger_num_attention_heads
-        self.head_dim = config.hidden_size // self.num_heads
-        self.scaling = self.head_dim**-0.5
-        self.eps = config.merger_softmax_eps
+        super().__init__(config)
         self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
 
     def forward(self, hidden_states: torch.Tensor, vision_states: torch.Tensor, policy: torch.Tensor) -> torch.Tensor:
-        batch_size, seq_len, width = hidden_states.shape
+        batch_size = hidden_states.shape[0]
 
         def split_heads(states: torch.Tensor) -> torch.Tensor:
             return states.reshape(batch_size, -1, self.num_heads, self.head_dim).transpose(1, 2)
@@ -286,10 +294,7 @@ class VideoLavitTokenMergerCrossAttention(nn.Module):
         query = split_heads(self.q_proj(hidden_states))
         key = split_heads(self.k_proj(vision_states))
         value = split_heads(self.v_proj(vision_states))
-        allowed = (1.0 - policy)[:, None, None, :]
-        probs = policy_masked_softmax(torch.matmul(query, key.transpose(-1, -2)) * self.scaling, allowed, self.eps)
-        attn_output = torch.matmul(probs, value).transpose(1, 2).reshape(batch_size, seq_len, width)
-        return self.out_proj(attn_output)
+        return self.out_proj(self.attend(query, key, value, (1.0 - policy)[:, None, None, :]))
 
 
 class VideoLavitTokenMergerLayer(GradientCheckpointingLayer):

@@ -241,25 +241,28 @@ class VideoLavitPipeline(DiffusionPipeline):
         """The motion tokenizer that decodes motion tokens: `motion_tokenizer` if given, else the LLM's."""
         return self.motion_tokenizer if self.motion_tokenizer is not None else self.language_model.motion_tokenizer
 
-    @property
-    def keyframe_pipeline(self) -> VideoLavitKeyframePipeline:
-        """A [`VideoLavitKeyframePipeline`] over this pipeline's keyframe components (shared, not copied)."""
-        pipe = VideoLavitKeyframePipeline(
-            keyframe_decoder=self.keyframe_decoder, unet=self.keyframe_unet, vae=self.keyframe_vae,
-            scheduler=self.keyframe_scheduler,
-        )
+    def _sub_pipeline(self, pipeline_class, **components):
+        """`pipeline_class` over some of this pipeline's components (shared, not copied), with its progress bar
+        settings."""
+        pipe = pipeline_class(**components)
         pipe.set_progress_bar_config(**getattr(self, "_progress_bar_config", {}))
         return pipe
 
     @property
+    def keyframe_pipeline(self) -> VideoLavitKeyframePipeline:
+        """A [`VideoLavitKeyframePipeline`] over this pipeline's keyframe components (shared, not copied)."""
+        return self._sub_pipeline(
+            VideoLavitKeyframePipeline, keyframe_decoder=self.keyframe_decoder, unet=self.keyframe_unet,
+            vae=self.keyframe_vae, scheduler=self.keyframe_scheduler,
+        )
+
+    @property
     def video_pipeline(self) -> VideoLavitReconstructionPipeline:
         """A [`VideoLavitReconstructionPipeline`] over this pipeline's video components (shared, not copied)."""
-        pipe = VideoLavitReconstructionPipeline(
-            vae=self.video_vae, unet=self.video_unet, scheduler=self.video_scheduler,
-            motion_encoder=self.motion_encoder,
+        return self._sub_pipeline(
+            VideoLavitReconstructionPipeline, vae=self.video_vae, unet=self.video_unet,
+            scheduler=self.video_scheduler, motion_encoder=self.motion_encoder,
         )
-        pipe.set_progress_bar_config(**getattr(self, "_progress_bar_config", {}))
-        return pipe
 
     @classmethod
     def from_parts(
