@@ -5,7 +5,7 @@ re-encode (no motion-vector export, no pooling, no keyframe transform). Ours = t
 ``VideoLavitVideoProcessor`` call. Memory: peak RSS and peak traced allocations of a subprocess that processes a
 short video and the same video looped ``--loops`` times.
 
-    python benchmarks/bench_preprocess.py [--video PATH] [--repeats 3] [--loops 10]
+    python benchmarks/bench_preprocess.py [--video PATH] [--repeats 7] [--loops 10]
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,8 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VIDEO = ROOT.parent / "shared" / "testdata" / "video7013.mp4"
 
 
-def floor_pass(path: str, fps: int = 6, threads: int = 16) -> int:
-    """Decode -> fps filter -> mpeg4 encode -> decode, nothing else. Returns the number of source frames."""
+def floor_pass(path: str, fps: int = 6, threads: int = 16, gop: int = 12) -> int:
+    """Decode -> fps filter -> mpeg4 encode -> decode, nothing else. Returns the number of source frames.
+
+    Same codec settings as the processor (source decoder threads, GOP, encoder slice threads, one decoder
+    thread), so that the only differences are motion-vector export and what is done with the frames."""
     count = 0
     with av.open(path) as container:
         stream = container.streams.video[0]
@@ -43,8 +47,10 @@ def floor_pass(path: str, fps: int = 6, threads: int = 16) -> int:
                     encoder = av.CodecContext.create("mpeg4", "w")
                     encoder.width, encoder.height, encoder.pix_fmt = frame.width, frame.height, "yuv420p"
                     encoder.bit_rate, encoder.time_base, encoder.framerate = 8_000_000, Fraction(1, fps), fps
+                    encoder.gop_size = gop
                     encoder.thread_type, encoder.thread_count = "SLICE", threads
                     decoder = av.CodecContext.create("mpeg4", "r")
+                    decoder.thread_count = 1
                 frame.pts, frame.time_base = sink_frames, encoder.time_base
                 sink_frames += 1
             for packet in encoder.encode(frame):
@@ -85,23 +91,33 @@ def ours_pass(path: str, processor) -> None:
     processor(path, return_tensors="pt")
 
 
-def best_time(fn, repeats: int) -> tuple[float, float]:
-    """Best wall-clock and best process CPU time (all threads) over ``repeats`` runs. CPU time is the fairer
-    figure on a shared, loaded machine."""
-    walls, cpus = [], []
+def timed(fn) -> tuple[float, float]:
+    """Wall-clock and process CPU time (all threads) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def interleaved(floor, ours, repeats: int) -> tuple[list, list]:
+    """Alternate floor and ours ``repeats`` times, so that load changes on a shared machine hit both alike."""
+    floors, ourss = [], []
     for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return min(walls), min(cpus)
+        floors.append(timed(floor))
+        ourss.append(timed(ours))
+    return floors, ourss
 
 
-def report(label: str, frames: int, floor: tuple[float, float], ours: tuple[float, float]) -> None:
-    print(f"{label} ({frames} source frames)")
-    for name, (wall, cpu) in (("floor (decode+fps+re-encode+decode)", floor), ("ours (VideoLavitVideoProcessor)", ours)):
-        print(f"  {name:38s} wall {wall:7.3f} s = {frames / wall:6.0f} frames/s | cpu {cpu:7.3f} s")
-    print(f"  ratio ours/floor: wall {ours[0] / floor[0]:.3f}x, cpu {ours[1] / floor[1]:.3f}x")
+def report(label: str, frames: int, floors: list, ourss: list) -> None:
+    """Median times and the median of the per-repetition ratios (CPU time of all threads is the fairer figure
+    on a shared, loaded machine)."""
+    print(f"{label} ({frames} source frames, {len(floors)} interleaved repetitions)")
+    for name, runs in (("floor (decode+fps+re-encode+decode)", floors), ("ours (VideoLavitVideoProcessor)", ourss)):
+        wall, cpu = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+        print(f"  {name:38s} median wall {wall:7.3f} s = {frames / wall:6.0f} frames/s | cpu {cpu:7.3f} s")
+    for axis, name in ((1, "cpu"), (0, "wall")):
+        ratios = sorted(o[axis] / f[axis] for f, o in zip(floors, ourss))
+        print(f"  ratio ours/floor ({name}): median {statistics.median(ratios):.3f}x "
+              f"(range {ratios[0]:.3f}-{ratios[-1]:.3f})")
 
 
 def make_looped_video(source: str, loops: int, out: str) -> int:
@@ -147,7 +163,7 @@ def memory_probe(path: str) -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", default=str(DEFAULT_VIDEO))
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--loops", type=int, default=10)
     args = parser.parse_args(argv)
 
@@ -156,16 +172,14 @@ def main(argv=None) -> None:
     processor = VideoLavitVideoProcessor()
     frames = floor_pass(args.video)
     ours_pass(args.video, processor)  # warm-up (imports, codec init)
-    floor_s = best_time(lambda: floor_pass(args.video), args.repeats)
-    ours_s = best_time(lambda: ours_pass(args.video, processor), args.repeats)
-    report(f"short video {args.video}", frames, floor_s, ours_s)
+    report(f"short video {args.video}", frames,
+           *interleaved(lambda: floor_pass(args.video), lambda: ours_pass(args.video, processor), args.repeats))
 
     with tempfile.TemporaryDirectory() as tmp:
         looped = os.path.join(tmp, "looped.mp4")
         long_frames = make_looped_video(args.video, args.loops, looped)
-        long_floor = best_time(lambda: floor_pass(looped), args.repeats)
-        long_ours = best_time(lambda: ours_pass(looped, processor), args.repeats)
-        report(f"long video (looped x{args.loops})", long_frames, long_floor, long_ours)
+        report(f"long video (looped x{args.loops})", long_frames,
+               *interleaved(lambda: floor_pass(looped), lambda: ours_pass(looped, processor), args.repeats))
         short_mem, long_mem = memory_probe(args.video), memory_probe(looped)
     print(f"peak memory short ({frames} frames): RSS {short_mem['peak_rss_mb']:.0f} MB, "
           f"traced {short_mem['peak_traced_mb']:.1f} MB, {short_mem['clips']} clips")
