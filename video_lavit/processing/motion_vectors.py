@@ -30,6 +30,16 @@ from av.filter import Graph
 
 PICTURE_TYPES = {0: "?", 1: "I", 2: "P", 3: "B", 4: "S", 5: "i", 6: "p", 7: "b"}
 MACROBLOCK = 16
+# FFmpeg's AVMotionVector, the layout PyAV's MotionVectors.to_ndarray uses (built once: to_ndarray builds the
+# dtype anew on every call)
+MOTION_VECTOR_DTYPE = np.dtype(
+    [
+        ("source", "int32"), ("w", "uint8"), ("h", "uint8"), ("src_x", "int16"), ("src_y", "int16"),
+        ("dst_x", "int16"), ("dst_y", "int16"), ("flags", "uint64"), ("motion_x", "int32"), ("motion_y", "int32"),
+        ("motion_scale", "uint16"),
+    ],
+    align=True,
+)
 
 
 @dataclass
@@ -224,7 +234,8 @@ class _Reencoder:
         for decoded in self.decoder.decode(packet):
             index = decoded.pts
             side = decoded.side_data.get("MOTION_VECTORS")
-            vectors = side.to_ndarray() if side is not None else None
+            # a copy, not a view: a view would keep the whole decoded frame alive while the table waits for pooling
+            vectors = np.frombuffer(bytes(side), dtype=MOTION_VECTOR_DTYPE) if side is not None else None
             frame_type = PICTURE_TYPES.get(int(decoded.pict_type), "?")
             yield ReencodedFrame(index, frame_type, vectors, decoded, self.intra_packets.pop(index, None))
 
@@ -391,8 +402,13 @@ def pool_motion_vectors_batch(batch: list, height: int, width: int) -> list:
     out: list = [None if v is None or len(v) else pool_motion_vectors(v, height, width) for v in batch]
     if not present:
         return out
-    vectors = np.concatenate([batch[i] for i in present])
-    owner = np.repeat(np.arange(len(present)), [len(batch[i]) for i in present])
+    tables = [batch[i] for i in present]
+    if all(t.dtype == tables[0].dtype for t in tables):
+        # joining raw bytes skips numpy's per-field dtype promotion, which costs more than the pooling itself
+        vectors = np.concatenate([np.ascontiguousarray(t).view(np.uint8) for t in tables]).view(tables[0].dtype)
+    else:
+        vectors = np.concatenate(tables)
+    owner = np.repeat(np.arange(len(present)), [len(t) for t in tables])
     source, scale = vectors["source"], vectors["motion_scale"]
     dx = source * vectors["motion_x"] / scale
     dy = source * vectors["motion_y"] / scale
@@ -400,12 +416,15 @@ def pool_motion_vectors_batch(batch: list, height: int, width: int) -> list:
     py = vectors["dst_y"].astype(np.int32)
     np.minimum(np.maximum(px, 0, out=px), width - 1, out=px)
     np.minimum(np.maximum(py, 0, out=py), height - 1, out=py)
-    slot = owner * cells + (py // MACROBLOCK) * grid_w + px // MACROBLOCK
+    cell = (py // MACROBLOCK) * grid_w + px // MACROBLOCK
     grids = np.full((len(present), 2, cells), -np.inf, dtype=np.float32)
-    counts = np.bincount(slot, minlength=len(present) * cells).reshape(len(present), cells)
+    counts = np.bincount(owner * cells + cell, minlength=len(present) * cells).reshape(len(present), cells)
     crowded = counts.max(axis=1) > 1
-    grids[owner, 0, slot - owner * cells] = dx
-    grids[owner, 1, slot - owner * cells] = dy
+    # flat positions in [frame, channel, cell] order: one 1-D scatter per channel instead of 3-D fancy indexing
+    flat = owner * (2 * cells) + cell
+    planes = grids.reshape(-1)
+    planes[flat] = dx
+    planes[flat + cells] = dy
     for position, frame in enumerate(present):
         out[frame] = (
             pool_motion_vectors(batch[frame], height, width) if crowded[position]

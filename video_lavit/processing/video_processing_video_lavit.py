@@ -125,16 +125,13 @@ def clip_motion_tensor(
     height, width = frame_size
     grid_h, grid_w = -(-height // 16), -(-width // 16)
     clip = np.full((frames_per_clip, 2, grid_h, grid_w), NO_VECTOR, dtype=np.float32)
-    for t in range(frames_per_clip):
-        index = start + t
-        if index >= len(grids) or grids[index] is None:
-            continue
-        raw = grids[index]
-        present = np.isfinite(raw)
+    filled = [t for t in range(frames_per_clip) if start + t < len(grids) and grids[start + t] is not None]
+    if filled:
+        raw = np.stack([grids[start + t] for t in filled])
         # same operation order as the original (d / size) / std, in float64, then float32
-        value = (raw.astype(np.float64) / np.array([width, height], dtype=np.float64)[:, None, None])
-        value = (value / np.array(std, dtype=np.float64)[:, None, None]).astype(np.float32)
-        clip[t] = np.where(present, np.maximum(value, NO_VECTOR), NO_VECTOR)
+        value = raw.astype(np.float64) / np.array([width, height], dtype=np.float64)[None, :, None, None]
+        value = (value / np.array(std, dtype=np.float64)[None, :, None, None]).astype(np.float32)
+        clip[filled] = np.where(np.isfinite(raw), np.maximum(value, NO_VECTOR), NO_VECTOR)
     clip[clip < -1000] = 0.0
     motion = torch.from_numpy(clip)
     if 0 < intra_offset < frames_per_clip - 1:
