@@ -56,17 +56,20 @@ def build_models(args):
     return ours.to(args.device, dtype), floor.to(args.device, dtype)
 
 
-def timed(fn, repeats, device):
-    times = []
+def timed_interleaved(fns: dict, repeats: int, device: str) -> dict:
+    """Median wall time of each function; the functions alternate within every repeat so that a change of machine
+    load during the run affects all of them alike."""
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn()
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main(argv=None):
@@ -78,7 +81,7 @@ def main(argv=None):
     parser.add_argument("--prompt-length", type=int, default=16)
     parser.add_argument("--keyframe-tokens", type=int, default=90, help="paper: ~90 per keyframe")
     parser.add_argument("--motion-tokens", type=int, default=135)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
@@ -109,9 +112,11 @@ def main(argv=None):
         batched, unbatched = run_ours(True), run_ours(False)
         same = [s.tolist() for s in batched.sequences] == [s.tolist() for s in unbatched.sequences]
         run_floor()  # warm-up
-        t_batched = timed(lambda: run_ours(True), args.repeats, args.device)
-        t_unbatched = timed(lambda: run_ours(False), args.repeats, args.device)
-        t_floor = timed(run_floor, args.repeats, args.device)
+        timings = timed_interleaved(
+            {"batched": lambda: run_ours(True), "unbatched": lambda: run_ours(False), "floor": run_floor},
+            args.repeats, args.device,
+        )
+        t_batched, t_unbatched, t_floor = timings["batched"], timings["unbatched"], timings["floor"]
 
     tokens = B * (K + M)
     print(f"config: hidden {args.hidden_size}, layers {args.layers}, vocab 49412, batch {B}, prompt {args.prompt_length}, "
