@@ -34,7 +34,7 @@ OTHER_SIZES = ((112, 80), (128, 128), (48, 48), (120, 96))
 OTHER_FPS = (5.0, 15.0, 24.0)
 # token counts of the miniature: 16 keyframe codes + [/IMG], 12 motion codes + [/MOV]
 GENERATION_KWARGS = dict(
-    max_new_tokens=(17, 13), min_new_tokens=(16, 12), llm_guidance_scale=1.0, motion_guidance_scale=1.0,
+    max_new_tokens=(16, 12), min_new_tokens=(16, 12), llm_guidance_scale=1.0, motion_guidance_scale=1.0,
     keyframe_num_inference_steps=20, keyframe_guidance_scale=2.0, num_inference_steps=12, min_guidance_scale=1.0,
     max_guidance_scale=2.0, top_k=5,
 )
