@@ -103,67 +103,14 @@ class VisualQuantizerTraining(nn.Module):
 
 
 class MotionTokenizerTraining(nn.Module):
-    """The motion tokenizer's own training step (MSE reconstruction + commitment, EMA codebook), with dead-code
-    restarts: a code whose EMA usage falls below `dead_fraction` of the average is moved onto a random latent of
-    the current batch (a tiny codebook otherwise collapses onto one code per grid position)."""
+    """The motion tokenizer's own training step (MSE reconstruction + commitment, EMA codebook)."""
 
-    def __init__(self, tokenizer: nn.Module, dead_fraction: float = 0.1, autoencoder_steps: int = 0,
-                 init_motion: torch.Tensor | None = None, seed: int = 0):
+    def __init__(self, tokenizer: nn.Module):
         super().__init__()
         self.tokenizer = tokenizer
-        self.dead_fraction = dead_fraction
-        # the first steps train encoder + decoder without quantisation (the decoder sees the normalised latents),
-        # then the codebook starts on those latents: quantising from the first step collapses the encoder
-        self.autoencoder_steps = autoencoder_steps
-        self.init_motion = init_motion
-        self.seed = seed
-        self.step = 0
-        self._latents = None
-        tokenizer.quant_projection.register_forward_hook(self._keep_latents)
-
-    def _keep_latents(self, module, inputs, output):
-        self._latents = output.detach()
-
-    @torch.no_grad()
-    def initialize_codebook(self, motion_vectors: torch.Tensor, generator: torch.Generator) -> None:
-        """Codes start on spread-out latents of real clips (farthest-point sampling)."""
-        tok = self.tokenizer
-        latents = F.normalize(tok._project(tok.encoder(motion_vectors)), dim=-1).reshape(-1, tok.config.code_dim)
-        chosen = [int(torch.randint(len(latents), (1,), generator=generator))]
-        distance = ((latents - latents[chosen[0]]) ** 2).sum(-1)
-        for _ in range(tok.config.codebook_size - 1):
-            chosen.append(int(distance.argmax()))
-            distance = torch.minimum(distance, ((latents - latents[chosen[-1]]) ** 2).sum(-1))
-        self._set_codes(torch.arange(tok.config.codebook_size), latents[chosen])
-
-    @torch.no_grad()
-    def _set_codes(self, which: torch.Tensor, vectors: torch.Tensor) -> None:
-        quantizer = self.tokenizer.quantizer
-        size = quantizer.ema_cluster_size.mean().clamp(min=1.0)
-        quantizer.embedding.weight[which] = vectors.to(quantizer.embedding.weight.dtype)
-        quantizer.ema_cluster_size[which] = size
-        quantizer.ema_embedding_sum[which] = vectors.float() * size
 
     def forward(self, motion_vectors):
-        tok = self.tokenizer
-        if self.training:
-            self.step += 1
-            if self.step <= self.autoencoder_steps:
-                latents = F.normalize(tok._project(tok.encoder(motion_vectors)), dim=-1)
-                reconstruction = tok.output_projection(tok.decoder(latents)).permute(0, 4, 1, 2, 3)
-                return {"loss": F.mse_loss(reconstruction, motion_vectors)}
-            if self.step == self.autoencoder_steps + 1 and self.init_motion is not None:
-                self.initialize_codebook(self.init_motion, torch.Generator().manual_seed(self.seed))
-        out = tok(motion_vectors)
-        if self.training and self._latents is not None:
-            quantizer = self.tokenizer.quantizer
-            usage = quantizer.ema_cluster_size
-            dead = torch.nonzero(usage < self.dead_fraction * usage.mean()).flatten()
-            if dead.numel():
-                pool = F.normalize(self._latents, dim=-1).reshape(-1, self._latents.shape[-1])
-                pick = torch.randint(len(pool), (dead.numel(),))
-                self._set_codes(dead, pool[pick])
-        return {"loss": out.loss}
+        return {"loss": self.tokenizer(motion_vectors).loss}
 
 
 class LanguageModelTraining(nn.Module):

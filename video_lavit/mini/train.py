@@ -151,10 +151,7 @@ def train_motion_tokenizer(model, data, work: Path, scale: float, log: dict) -> 
     tok = model.model.motion_tokenizer
     tok.train()
     rows = TensorRows({"motion_vectors": data["motion_vectors"]})
-    module = MotionTokenizerTraining(tok)
-    pick = torch.randperm(len(rows), generator=torch.Generator().manual_seed(SEED))[:48]
-    module.initialize_codebook(data["motion_vectors"][pick], torch.Generator().manual_seed(SEED))
-    log["motion_tokenizer"] = run_trainer(module, rows, stack_collate, steps=int(200 * scale),
+    log["motion_tokenizer"] = run_trainer(MotionTokenizerTraining(tok), rows, stack_collate, steps=int(200 * scale),
                                           batch_size=8, learning_rate=2e-3, seed=SEED,
                                           output_dir=str(work / "motion_tokenizer"))
     tok.eval()
