@@ -12,11 +12,11 @@ setup(
     python_requires=">=3.10",
     install_requires=[
         "torch>=2.4,<3",
-        "transformers>=5.23,<6",
+        "transformers>=5.23,<5.24",  # 5.24 renames output fields (past_key_values -> cache)
         "diffusers>=0.42,<0.43",
         "huggingface-hub>=1.0",
         "datasets>=4",
-        "peft>=0.21",
+        "peft>=0.21,<0.22",
         "evaluate>=0.4.6",
         "accelerate>=1.10",
         "av>=14",
