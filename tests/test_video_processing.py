@@ -144,11 +144,32 @@ def test_pooling_matches_dense_map():
     # the batched path (used while streaming) gives the same grids, with and without collisions
     clean = vectors[5:][np.unique((vectors["dst_y"][5:].clip(0, height - 1) // 16) * 5
                                   + vectors["dst_x"][5:].clip(0, width - 1) // 16, return_index=True)[1]]
-    batch = pool_motion_vectors_batch([vectors, None, clean, vectors[:0]], height, width)
+    shifted = clean.copy()
+    shifted["motion_x"] += 3  # a second clean frame with other values: each frame lands in its own grid
+    batch = pool_motion_vectors_batch([vectors, None, clean, vectors[:0], shifted[::-1]], height, width)
     assert torch.equal(torch.from_numpy(batch[0]), expected)
     assert batch[1] is None
     np.testing.assert_array_equal(batch[2], pool_motion_vectors(clean, height, width))
     assert np.isneginf(batch[3]).all() and batch[3].shape == (2, 4, 5)
+    np.testing.assert_array_equal(batch[4], pool_motion_vectors(shifted, height, width))
+    assert not np.array_equal(batch[4], batch[2])
+
+
+def test_motion_vector_tables_are_detached_copies(square_video):
+    """Tables equal PyAV's own conversion but own their memory, so a table waiting for pooling does not keep
+    its decoded frame alive."""
+    seen = 0
+    for item in reencode_video(square_video, ReencodeSettings()):
+        side = item.frame.side_data.get("MOTION_VECTORS")
+        if side is None:
+            assert item.motion_vectors is None
+            continue
+        reference = side.to_ndarray()
+        assert item.motion_vectors.dtype == reference.dtype
+        np.testing.assert_array_equal(item.motion_vectors, reference)
+        assert not np.shares_memory(item.motion_vectors, reference)
+        seen += 1
+    assert seen > 0
 
 
 def test_reconstruction_mode(square_video):
