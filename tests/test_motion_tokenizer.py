@@ -304,6 +304,39 @@ def test_training_forward_updates_ema_codebook(small_motion):
     assert torch.equal(model.quantizer.embedding.weight, frozen)
 
 
+def test_input_clip_value_clamps_encoder_input_and_training_target(small_motion):
+    # small_motion is N(0, 9): many values lie beyond the clip, so clamping changes the input for real.
+    assert VideoLavitMotionTokenizerConfig().input_clip_value is None
+    assert (small_motion.abs() > 2.0).float().mean() > 0.3
+    clipped_input = small_motion.clamp(-2.0, 2.0)
+
+    torch.manual_seed(0)
+    plain = VideoLavitMotionTokenizer(small_geometry_config()).eval()
+    clipping = VideoLavitMotionTokenizer(small_geometry_config(input_clip_value=2.0)).eval()
+    clipping.load_state_dict(plain.state_dict())
+
+    # unset: no clamping, the raw and the clamped tensor are different inputs
+    raw_latents = plain.quantize(small_motion).latents
+    assert not torch.allclose(raw_latents, plain.quantize(clipped_input).latents)
+    # set: encoding the raw tensor is encoding the clamped tensor (same ids, same latents)
+    out = clipping.quantize(small_motion)
+    torch.testing.assert_close(out.latents, plain.quantize(clipped_input).latents)
+    assert torch.equal(out.token_ids, plain.encode(clipped_input))
+    assert torch.equal(clipping.encode(small_motion), clipping.encode(clipped_input))
+    # values inside the clip are untouched
+    inside = small_motion.clamp(-1.5, 1.5)
+    torch.testing.assert_close(clipping.quantize(inside).latents, plain.quantize(inside).latents)
+
+    # training: the reconstruction target is the clamped motion too
+    train_out = clipping(small_motion)
+    torch.testing.assert_close(train_out.reconstruction_loss, F.mse_loss(train_out.reconstruction, clipped_input))
+    assert torch.equal(train_out.token_ids, out.token_ids)
+
+    # @strict wraps the validator's ValueError in its own error type
+    with pytest.raises(Exception, match="input_clip_value must be a positive number"):
+        small_geometry_config(input_clip_value=0.0)
+
+
 def test_gradient_codebook_without_ema(small_motion):
     torch.manual_seed(0)
     model = VideoLavitMotionTokenizer(small_geometry_config(use_ema_codebook=False)).train()

@@ -85,6 +85,10 @@ class VideoLavitMotionTokenizerConfig(PreTrainedConfig):
             through a codebook loss `||e - sg(z)||^2` instead.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the truncated-normal weight initialisation.
+        input_clip_value (`float`, *optional*):
+            When set, motion inputs are clamped to `[-input_clip_value, input_clip_value]` before encoding, and the
+            training reconstruction target is clamped the same way, so that rare large displacements do not dominate
+            the MSE. `None` (the default, and the released model's behaviour) leaves the input untouched.
 
     Example:
 
@@ -135,9 +139,12 @@ class VideoLavitMotionTokenizerConfig(PreTrainedConfig):
     ema_epsilon: float = 1e-5
     use_ema_codebook: bool = True
     initializer_range: float = 0.02
+    input_clip_value: float | int | None = None
 
     def validate_architecture(self):
         """Reject configurations the model cannot be built from (checked at init by ``@strict``)."""
+        if self.input_clip_value is not None and not self.input_clip_value > 0:
+            raise ValueError(f"input_clip_value must be a positive number or None, got {self.input_clip_value}")
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "

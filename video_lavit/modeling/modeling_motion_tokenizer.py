@@ -399,6 +399,11 @@ class VideoLavitMotionTokenizer(VideoLavitMotionTokenizerPreTrainedModel):
             )
 
     # ---------------------------------------------------------------------------------------- tokenisation
+    def _clip_motion(self, motion_vectors: torch.Tensor) -> torch.Tensor:
+        # Rare large displacements otherwise dominate the MSE and the encoder collapses onto them (see the config).
+        clip = self.config.input_clip_value
+        return motion_vectors if clip is None else motion_vectors.clamp(-clip, clip)
+
     def _project(self, features: torch.Tensor) -> torch.Tensor:
         # The original runs this head outside autocast, in the head's own dtype; the code choice depends on it.
         with torch.autocast(device_type=features.device.type, enabled=False):
@@ -408,7 +413,7 @@ class VideoLavitMotionTokenizer(VideoLavitMotionTokenizerPreTrainedModel):
         """Encode and quantise `motion_vectors` `(batch, in_channels, T, H, W)`; returns ids, code vectors and the
         intermediate features (see [`VideoLavitMotionTokenizerEncoderOutput`])."""
         self._check_motion(motion_vectors)
-        motion_vectors = motion_vectors.to(self.encoder.in_proj.weight.dtype)
+        motion_vectors = self._clip_motion(motion_vectors.to(self.encoder.in_proj.weight.dtype))
         features = self.encoder(motion_vectors)
         latents = self._project(features)
         _, indices = self.quantizer.nearest_codes(latents)
@@ -483,6 +488,7 @@ class VideoLavitMotionTokenizer(VideoLavitMotionTokenizerPreTrainedModel):
     ) -> VideoLavitMotionTokenizerOutput | tuple:
         r"""
         Tokenise and reconstruct `motion_vectors` `(batch, in_channels, T, H, W)` with a straight-through estimator.
+        With `config.input_clip_value` set, both the encoder input and the reconstruction target are clamped to it.
         In training mode with `config.use_ema_codebook` the codebook is updated by EMA (`config.ema_decay`).
 
         Returns:
@@ -491,7 +497,7 @@ class VideoLavitMotionTokenizer(VideoLavitMotionTokenizerPreTrainedModel):
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         self._check_motion(motion_vectors)
-        target = motion_vectors.to(self.encoder.in_proj.weight.dtype)
+        target = self._clip_motion(motion_vectors.to(self.encoder.in_proj.weight.dtype))
         features = self.encoder(target)
         latents = self._project(features)
         normalized, indices = self.quantizer.nearest_codes(latents)
