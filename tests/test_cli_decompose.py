@@ -8,20 +8,43 @@ from video_lavit import cli
 from video_lavit.processing.visualize import flow_to_color
 
 
-def test_demo_writes_pictures_and_summary(tmp_path, capsys):
-    assert cli.main(["demo", "--out", str(tmp_path)]) == 0
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["num_frames"] == 96 and summary["fps"] == 6.0
-    assert [c["keyframe_index"] for c in summary["clips"]] == [12, 36, 60]
-    assert [c["keyframe_time_s"] for c in summary["clips"]] == [2.0, 6.0, 10.0]
-    for clip in summary["clips"]:  # the demo square drifts right and down
-        dx, dy = clip["mean_motion_px_per_frame"]
-        assert dx > 0 and dy > 0 and dx > dy
-    sheet = Image.open(tmp_path / "keyframes_motion.png")
-    assert sheet.height >= 3 * 180
-    gif = Image.open(tmp_path / "motion.gif")
-    assert gif.n_frames == 3 * 24
-    assert "3 clips" in capsys.readouterr().out
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from video_lavit.cli_model import CALL_DEFAULTS_FILE
+    from video_lavit.testing import build_tiny_video_lavit
+
+    folder = build_tiny_video_lavit(tmp_path_factory.mktemp("demo") / "tiny")
+    # the folder's own call defaults (as the miniature ships them) keep the random tiny model fast
+    defaults = {"max_new_tokens": [8, 136], "min_new_tokens": [8, 20], "num_inference_steps": 1,
+                "keyframe_num_inference_steps": 1}
+    (folder / CALL_DEFAULTS_FILE).write_text(json.dumps(defaults))
+    return folder
+
+
+def test_demo_decomposes_understands_and_generates(tmp_path, tiny_model, capsys):
+    assert cli.main(["demo", "--out", str(tmp_path), "--model", str(tiny_model), "--prompt", "a blue square moves up"]) == 0
+    summary = json.loads((tmp_path / "decomposition" / "summary.json").read_text())
+    assert summary["num_frames"] == 24 and summary["fps"] == 6.0 and summary["num_clips"] == 1
+    dx, dy = summary["clips"][0]["mean_motion_px_per_frame"]
+    assert dx < 0 and abs(dy) < abs(dx)  # the demo circle moves left
+    sheet = Image.open(tmp_path / "decomposition" / "keyframes_motion.png")
+    assert sheet.height >= 180
+    assert Image.open(tmp_path / "decomposition" / "motion.gif").n_frames == 24
+    assert (tmp_path / "generated.mp4").stat().st_size > 0
+    assert Image.open(tmp_path / "generated_sheet.png").width > 0
+    out = capsys.readouterr().out
+    assert "Q: Describe this video." in out and "24 frames (1 clip" in out
+
+
+def test_call_defaults_file_is_read_as_pipeline_arguments(tmp_path):
+    from video_lavit.cli_model import CALL_DEFAULTS_FILE, pipeline_call_defaults
+
+    assert pipeline_call_defaults(tmp_path) == {}
+    (tmp_path / CALL_DEFAULTS_FILE).write_text('{"max_new_tokens": [16, 12], "top_k": 5}')
+    assert pipeline_call_defaults(tmp_path) == {"max_new_tokens": (16, 12), "top_k": 5}
+    (tmp_path / CALL_DEFAULTS_FILE).write_text("[1, 2]")
+    with pytest.raises(ValueError, match="JSON object"):
+        pipeline_call_defaults(tmp_path)
 
 
 def test_decompose_real_video_respects_max_clips(tmp_path, testdata_dir):

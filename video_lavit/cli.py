@@ -80,16 +80,36 @@ def _run_decompose(args) -> int:
 
 
 def _run_demo(args) -> int:
-    from .processing.synthetic import encode_video, moving_square_frames
+    """The README's main job: decompose a synthetic video into keyframes + motion, then, with the packaged miniature
+    model (or ``--model``), answer a question about that video and generate a video from a text prompt."""
+    from .cli_model import resolve_model
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    # 16 s at 6 fps: a textured square drifting right and down, enough for three clips
     video = out / "demo_input.mp4"
-    video.write_bytes(encode_video(moving_square_frames(96, 320, 240, velocity=(3.0, 1.0)), fps=6))
-    summary = decompose(video, out, max_clips=args.max_clips)
-    _print_summary(summary, out)
-    return 0
+    video.write_bytes(_demo_video())
+    print(f"[1/3] decomposing {video} into keyframes and motion vectors")
+    summary = decompose(video, out / "decomposition", max_clips=args.max_clips)
+    _print_summary(summary, out / "decomposition")
+    try:
+        model = str(resolve_model(args.model))
+    except ValueError as error:
+        print(f"skipping understanding and generation: {error}")
+        return 0
+    question = "Describe this video."
+    print(f"[2/3] understanding with {model}\n  Q: {question}")
+    main(["understand", "--model", model, "--video", str(video), "--question", question])
+    print(f"[3/3] generating a video for {args.prompt!r}")
+    return main(["generate", "--model", model, "--prompt", args.prompt, "--out", str(out / "generated.mp4"),
+                 "--seed", str(args.seed)])
+
+
+def _demo_video() -> bytes:
+    """A red circle moving left on a dark background: the miniature model's world, at its clip length."""
+    from .mini.data import SceneSpec, encode_scene
+
+    return encode_scene(SceneSpec("red", "circle", "left", x0=0.7, y0=0.5, size=0.3, speed=0.1, fps=6.0,
+                                  width=96, height=80, background=20))
 
 
 def _print_summary(summary: dict, out) -> None:
@@ -111,9 +131,13 @@ def _build_decompose(subparsers) -> None:
 
 
 def _build_demo(subparsers) -> None:
-    parser = subparsers.add_parser("demo", help="decompose a synthetic moving-shapes video made on the fly")
+    parser = subparsers.add_parser(
+        "demo", help="decompose a synthetic video, answer a question about it and generate a video from text")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--max-clips", type=int, default=16, help="most clips (keyframes) to extract")
+    parser.add_argument("--prompt", default="a red circle moves left", help="text for the generated video")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the generation")
+    parser.add_argument("--model", default=None, help="Video-LaVIT folder (default: the packaged miniature model)")
     parser.set_defaults(handler=_run_demo)
 
 

@@ -35,6 +35,25 @@ def resolve_model(model: str | None) -> Path:
     return folder
 
 
+CALL_DEFAULTS_FILE = "pipeline_call_defaults.json"
+
+
+def pipeline_call_defaults(folder) -> dict:
+    """`VideoLavitPipeline.__call__` arguments a model folder asks for instead of the released defaults.
+
+    A folder may ship ``pipeline_call_defaults.json`` (the miniature model does: its keyframe decoder takes 16 codes,
+    fewer than the released ``min_new_tokens=20``). JSON lists become tuples, the ``(keyframe, motion)`` pairs the
+    pipeline takes. Missing file: ``{}``.
+    """
+    path = Path(folder) / CALL_DEFAULTS_FILE
+    if not path.is_file():
+        return {}
+    values = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} must hold a JSON object of VideoLavitPipeline.__call__ arguments")
+    return {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
+
+
 def _device_and_dtype(args):
     import torch
 
@@ -91,10 +110,11 @@ def _run_generate(args) -> int:
     pipe = _load_video_pipeline(args)
     steps = {} if args.steps is None else {"num_inference_steps": args.steps, "keyframe_num_inference_steps": args.steps}
     image = None if args.image is None else PIL.Image.open(args.image).convert("RGB")
-    out = pipe(
-        prompt=args.prompt, image=image, num_clips=args.clips, generator=_generator(args.seed), output_type="pt",
-        **steps, **_token_limits(args.max_keyframe_tokens, args.max_motion_tokens),
-    )
+    # the folder's own defaults first; explicit command-line values win
+    call = {**pipeline_call_defaults(resolve_model(args.model)), **steps,
+            **_token_limits(args.max_keyframe_tokens, args.max_motion_tokens)}
+    out = pipe(prompt=args.prompt, image=image, num_clips=args.clips, generator=_generator(args.seed), output_type="pt",
+               **call)
     frames = out.frames[0]  # [T, 3, H, W]
     frames_per_clip = pipe.motion_detokenizer.config.num_frames
     # clip 0 keeps all its frames, every later clip drops its first (the stitching of VideoLavitPipeline)

@@ -240,7 +240,21 @@ def assemble(model, processor, keyframe: dict, video: dict, out: Path) -> Path:
     pipe.save_pretrained(out)
     model.save_pretrained(out)
     processor.save_pretrained(out)
+    write_call_defaults(out)
     return out
+
+
+def write_call_defaults(out: Path) -> Path:
+    """`pipeline_call_defaults.json`: the miniature's token counts and schedules, which `video-lavit generate` and the
+    demo use instead of the released defaults (its keyframe decoder takes 16 codes, fewer than min_new_tokens=20)."""
+    import json
+
+    from ..cli_model import CALL_DEFAULTS_FILE
+    from .evaluate import GENERATION_KWARGS
+
+    path = Path(out) / CALL_DEFAULTS_FILE
+    path.write_text(json.dumps(GENERATION_KWARGS, indent=2) + "\n", encoding="utf-8")
+    return path
 
 
 def _cached_components(folder: Path, build) -> dict:
