@@ -254,3 +254,22 @@ def test_memory_does_not_grow_with_video_length(tmp_path):
     # per frame only the pooled grid (8 B per macroblock + array header) and, every 12th frame, the I-frame packet
     # stay; holding the decoded RGB frames would add extra_frames * 61 KB = 33 MB
     assert peaks[720] - peaks[180] < extra_frames * 2048 < extra_frames * rgb_bytes_per_frame / 20
+
+
+def test_decoded_frames_with_read_side_data_are_collected(square_video, monkeypatch):
+    """Frames whose side data was read form reference cycles that only a full collection frees; the byte budget
+    triggers one, so decoded frames cannot pile up (without it ~50 frames were alive by the end of this video)."""
+    import gc
+
+    import av
+
+    from video_lavit.processing import motion_vectors
+
+    def live_frames():
+        return sum(1 for o in gc.get_objects() if isinstance(o, av.VideoFrame) and o.format is not None)
+
+    frame_bytes = 320 * 240 * 3 // 2
+    monkeypatch.setattr(motion_vectors, "GARBAGE_FRAME_BYTES", 4 * frame_bytes)  # a full collection every 5 frames
+    gc.collect()
+    counts = [live_frames() for i, _ in enumerate(reencode_video(square_video, ReencodeSettings())) if i % 8 == 7]
+    assert len(counts) >= 5 and max(counts) <= 8, counts
