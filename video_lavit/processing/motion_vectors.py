@@ -31,9 +31,9 @@ from av.filter import Graph
 
 PICTURE_TYPES = {0: "?", 1: "I", 2: "P", 3: "B", 4: "S", 5: "i", 6: "p", 7: "b"}
 MACROBLOCK = 16
-# Reading a frame's side data makes PyAV's frame and side-data container reference each other, and the codec
-# allocates each frame object one call ahead, so it is already old when it becomes garbage: only a full collection
-# frees it, which is rare once torch is imported. A full collection after this many bytes of decoded frames caps
+# Reading a frame's side data makes PyAV's frame and side-data container reference each other, and measured,
+# young-generation collections do not free that cycle even once nothing else refers to it (the frame object
+# apparently ages before it is filled): only a full collection frees it, which is rare once torch is imported. A full collection after this many bytes of decoded frames caps
 # the memory they hold (never reached at 320x240 below ~4500 frames; every ~170 frames at 1080p).
 GARBAGE_FRAME_BYTES = 512 * 2**20
 # FFmpeg's AVMotionVector, the layout PyAV's MotionVectors.to_ndarray uses (built once: to_ndarray builds the
