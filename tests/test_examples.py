@@ -8,17 +8,15 @@ import math
 import sys
 from pathlib import Path
 
-import av
 import datasets
 import evaluate
-import numpy as np
 import pytest
 import torch
 
 import video_lavit
 from video_lavit.metrics import VIDEO_QA_ACCURACY, metric_path
 from video_lavit.processing.processing_video_lavit import VideoLavitProcessor
-from video_lavit.testing import build_tiny_language_model, build_tiny_video_lavit
+from video_lavit.testing import build_tiny_converted_video_lavit, write_sliding_texture_video
 
 REPO = Path(__file__).resolve().parent.parent
 QA = [("What moves?", "the picture"), ("Which way does it go?", "left"), ("Is it bright?", "yes")]
@@ -34,29 +32,10 @@ def load_example(name: str):
     return sys.modules[module_name]
 
 
-def write_video(path: Path, frames: int = 30, fps: int = 6, seed: int = 0) -> Path:
-    """A small MPEG-4 video of a textured picture sliding left, so that it has motion vectors."""
-    rng = np.random.default_rng(seed)
-    texture = rng.integers(0, 256, (48, 64 + frames, 3), dtype=np.uint8)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(texture[:, i : i + 64]), format="rgb24")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    return path
-
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """The converted layout on the miniature: understanding model + processor at the root."""
-    folder = build_tiny_video_lavit(tmp_path_factory.mktemp("examples") / "video-lavit-hf", seed=0)
-    processor = VideoLavitProcessor.from_pretrained(folder / "processor")
-    torch.manual_seed(1)
-    build_tiny_language_model(len(processor.tokenizer)).save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
+    return build_tiny_converted_video_lavit(tmp_path_factory.mktemp("examples") / "video-lavit-hf", seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +44,7 @@ def qa_file(tmp_path_factory):
     (data / "videos").mkdir()
     records = []
     for i, (question, answer) in enumerate(QA):
-        write_video(data / "videos" / f"v{i}.mp4", seed=i)
+        write_sliding_texture_video(data / "videos" / f"v{i}.mp4", seed=i)
         records.append({"video": f"videos/v{i}.mp4", "question": question, "answer": answer})
     path = data / "qa.json"
     path.write_text(json.dumps(records))

@@ -16,7 +16,7 @@ from video_lavit.pipelines import VideoLavitPipeline
 from video_lavit.pipelines.pipeline_text_to_video import VideoLavitTextToVideoPipeline
 from video_lavit.pipelines.pipeline_video_text_to_text import VideoLavitVideoTextToTextPipeline
 from video_lavit.processing.processing_video_lavit import VideoLavitProcessor
-from video_lavit.testing import build_tiny_language_model, build_tiny_video_lavit
+from video_lavit.testing import build_tiny_converted_video_lavit, build_tiny_language_model
 
 # small enough for a CPU test: one denoising step per detokenizer, short LLM stages (a clip needs 135 motion ids)
 FAST = dict(num_inference_steps=1, keyframe_num_inference_steps=1, max_new_tokens=(8, 136), min_new_tokens=(1, 1))
@@ -25,12 +25,7 @@ FAST = dict(num_inference_steps=1, keyframe_num_inference_steps=1, max_new_token
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
     """The converted-release layout: a generation pipeline folder plus a different understanding model at the root."""
-    folder = build_tiny_video_lavit(tmp_path_factory.mktemp("converted") / "tiny", seed=0)
-    processor = VideoLavitProcessor.from_pretrained(folder / "processor")
-    torch.manual_seed(1)
-    build_tiny_language_model(len(processor.tokenizer)).save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
+    return build_tiny_converted_video_lavit(tmp_path_factory.mktemp("converted") / "tiny", seed=0)
 
 
 @pytest.fixture(scope="module")

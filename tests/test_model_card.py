@@ -1,8 +1,8 @@
 """MODEL_CARD.md: its front matter parses with the Hub's keys, and its code runs as written.
 
 Every ```python block is executed verbatim, in document order and in one namespace (like a notebook), from a working
-folder that holds what the card assumes: `video-lavit-hf/` (the converted layout, here the random-weight miniature of
-`video_lavit.testing.build_tiny_video_lavit` with an understanding model and processor at the root), `clip.mp4` and
+folder that holds what the card assumes: `video-lavit-hf/` (the converted layout, here the random-weight miniature
+`video_lavit.testing.build_tiny_converted_video_lavit`), `clip.mp4` and
 `first_frame.png`. Blocks preceded by `<!-- test: slow -->` (generation at the pipeline's full defaults) run only in
 the slow test. Shell commands of the card are checked against the argument parsers of the scripts they call.
 """
@@ -22,8 +22,7 @@ import torch
 import yaml
 
 import video_lavit
-from video_lavit.processing.processing_video_lavit import VideoLavitProcessor
-from video_lavit.testing import TINY_VIDEO_SIZE, build_tiny_language_model, build_tiny_video_lavit
+from video_lavit.testing import TINY_VIDEO_SIZE, build_tiny_converted_video_lavit, write_sliding_texture_video
 
 REPO = Path(__file__).resolve().parent.parent
 CARD = REPO / "MODEL_CARD.md"
@@ -48,20 +47,6 @@ def code_blocks(body: str, language: str) -> list[tuple[str, bool]]:
     return blocks
 
 
-def write_video(path: Path, frames: int = 30, fps: int = 6, seed: int = 0) -> Path:
-    """A small MPEG-4 video of a textured picture sliding left, so that it has motion vectors."""
-    rng = np.random.default_rng(seed)
-    texture = rng.integers(0, 256, (48, 64 + frames, 3), dtype=np.uint8)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(texture[:, i : i + 64]), format="rgb24")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    return path
-
-
 @pytest.fixture(scope="module")
 def card():
     return split_card(CARD.read_text(encoding="utf-8"))
@@ -71,12 +56,8 @@ def card():
 def workdir(tmp_path_factory):
     """What the card's snippets expect in the current folder, with the converted release's layout."""
     root = tmp_path_factory.mktemp("card")
-    folder = build_tiny_video_lavit(root / "video-lavit-hf", seed=0)
-    processor = VideoLavitProcessor.from_pretrained(folder / "processor")
-    torch.manual_seed(1)  # the root (understanding) model differs from the generation one, as in the release
-    build_tiny_language_model(len(processor.tokenizer)).save_pretrained(folder)
-    processor.save_pretrained(folder)
-    write_video(root / "clip.mp4")
+    build_tiny_converted_video_lavit(root / "video-lavit-hf", seed=0)
+    write_sliding_texture_video(root / "clip.mp4")
     PIL.Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(
         root / "first_frame.png"
     )

@@ -168,9 +168,39 @@ def build_tiny_video_lavit(folder: str | Path, seed: int = 0) -> Path:
     return folder
 
 
+def build_tiny_converted_video_lavit(folder: str | Path, seed: int = 0) -> Path:
+    """The converted-release layout on the miniature: the pipeline folder of `build_tiny_video_lavit` plus a
+    different (understanding) model and the processor at the root, as `convert_video_lavit` writes them."""
+    folder = build_tiny_video_lavit(folder, seed=seed)
+    processor = VideoLavitProcessor.from_pretrained(folder / "processor")
+    torch.manual_seed(seed + 1)  # the root (understanding) model differs from the generation one, as in the release
+    build_tiny_language_model(len(processor.tokenizer)).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def write_sliding_texture_video(path: str | Path, frames: int = 30, fps: int = 6, seed: int = 0) -> Path:
+    """A small 64x48 MPEG-4 video of a random texture sliding left, so that it has motion vectors."""
+    import av
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    texture = rng.integers(0, 256, (48, 64 + frames, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(texture[:, i : i + 64]), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return Path(path)
+
+
 __all__ = [
+    "build_tiny_converted_video_lavit",
     "build_tiny_language_model",
     "build_tiny_processor",
     "build_tiny_video_lavit",
     "build_tiny_video_lavit_pipeline",
+    "write_sliding_texture_video",
 ]
