@@ -126,3 +126,27 @@ def _register_pipelines():
 
 
 _REGISTRATIONS.append(_register_pipelines)
+
+
+def _register_diffusion_pipelines():
+    """`DiffusionPipeline.from_pretrained(folder)` for our pipeline folders.
+
+    diffusers resolves `model_index.json`'s `_class_name` as an attribute of the `diffusers` module and has no
+    registry for outside pipelines (its alternative, `custom_pipeline=` code in the folder, needs
+    `trust_remote_code`). Exposing our classes there after `import video_lavit` is the equivalent of the Auto-class
+    registrations above; existing diffusers names are never replaced.
+    """
+    import diffusers
+
+    from .pipelines.pipeline_video_lavit import VideoLavitPipeline
+    from .pipelines.pipeline_video_lavit_keyframe import VideoLavitKeyframePipeline
+    from .pipelines.pipeline_video_lavit_reconstruction import VideoLavitReconstructionPipeline
+
+    for pipeline_class in (VideoLavitPipeline, VideoLavitKeyframePipeline, VideoLavitReconstructionPipeline):
+        existing = getattr(diffusers, pipeline_class.__name__, None)
+        if existing is not None and existing is not pipeline_class:
+            raise RuntimeError(f"diffusers already defines {pipeline_class.__name__}; refusing to shadow it")
+        setattr(diffusers, pipeline_class.__name__, pipeline_class)
+
+
+_REGISTRATIONS.append(_register_diffusion_pipelines)
