@@ -48,7 +48,8 @@ def test_export_writes_resolvable_auto_maps_and_keeps_weights(folder, capsys):
     assert set(exported) == {".", "language_model", "processor", "motion_tokenizer"}
     assert {"modeling_video_lavit.py", "generation_video_lavit.py", "configuration_visual_tokenizer.py",
             "processing_video_lavit.py", "video_processing_video_lavit.py", "motion_vectors.py"} <= set(exported["."])
-    assert exported["motion_tokenizer"] == ["configuration_motion_tokenizer.py", "modeling_motion_tokenizer.py"]
+    assert exported["motion_tokenizer"] == ["auto_map_utils.py", "configuration_motion_tokenizer.py",
+                                            "modeling_motion_tokenizer.py"]
     assert {p: _digest(p) for p in folder.rglob("*.safetensors")} == weights  # no weight is re-written
 
     config = json.loads((folder / "config.json").read_text())
@@ -82,7 +83,7 @@ def test_export_writes_resolvable_auto_maps_and_keeps_weights(folder, capsys):
     again = json.loads((folder / "config.json").read_text())
     assert main(["export-for-hub", str(folder)]) == 0  # the console command; exporting again changes nothing
     assert json.loads((folder / "config.json").read_text()) == again
-    assert "motion_tokenizer: 2 code files, auto_map written" in capsys.readouterr().out
+    assert "motion_tokenizer: 3 code files, auto_map written" in capsys.readouterr().out
 
 
 def test_package_classes_still_win_after_export(folder):

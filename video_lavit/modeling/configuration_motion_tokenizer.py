@@ -17,6 +17,8 @@ from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 from transformers.utils import logging
 
+from .auto_map_utils import plain_auto_map
+
 logger = logging.get_logger(__name__)
 
 
@@ -174,15 +176,7 @@ class VideoLavitMotionTokenizerConfig(PreTrainedConfig):
             )
 
     def to_dict(self) -> dict:
-        output = super().to_dict()
-        # transformers' remote-code saver treats every class whose name contains "Tokenizer" as a text tokenizer and
-        # writes a (slow, fast) pair into auto_map, which AutoConfig/AutoModel then fail to load; store plain names.
-        if isinstance(output.get("auto_map"), dict):
-            output["auto_map"] = {
-                key: (value[0] if isinstance(value, (list, tuple)) else value)
-                for key, value in output["auto_map"].items()
-            }
-        return output
+        return plain_auto_map(super().to_dict())
 
     @property
     def token_grid_size(self) -> tuple[int, int, int]:

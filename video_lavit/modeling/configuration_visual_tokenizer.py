@@ -17,6 +17,8 @@ from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 from transformers.utils import logging
 
+from .auto_map_utils import plain_auto_map
+
 logger = logging.get_logger(__name__)
 
 
@@ -112,17 +114,8 @@ class VideoLavitVisualTokenizerConfig(PreTrainedConfig):
         """Patches per image (the CLS token is not counted)."""
         return (self.image_size // self.patch_size) ** 2
 
-    def to_dict(self):
-        output = super().to_dict()
-        auto_map = output.get("auto_map")
-        if isinstance(auto_map, dict):
-            # `custom_object_save` files every class whose name contains "Tokenizer" as a (slow, fast) text
-            # tokenizer pair; Auto model/config loading needs the plain "module.Class" string
-            output["auto_map"] = {
-                key: value[0] if isinstance(value, (list, tuple)) and key != "AutoTokenizer" else value
-                for key, value in auto_map.items()
-            }
-        return output
+    def to_dict(self) -> dict:
+        return plain_auto_map(super().to_dict())
 
     def validate_architecture(self):
         """Reject sizes the architecture cannot be built with."""
