@@ -58,8 +58,9 @@ class PeakMemory:
             try:  # reset VmHWM so the setup's peak is not counted
                 with open("/proc/self/clear_refs", "w") as f:
                     f.write("5")
-            except OSError:
-                pass
+            except OSError as error:
+                # the figure is then an upper bound: say so rather than report it as the forward's working set
+                print(f"warning: could not reset the peak-RSS counter ({error}); peaks include setup", file=sys.stderr)
             self.base = _rss_kib("VmRSS:") * 1024
         return self
 
