@@ -337,6 +337,40 @@ def test_input_clip_value_clamps_encoder_input_and_training_target(small_motion)
         small_geometry_config(input_clip_value=0.0)
 
 
+def test_dead_code_restart(small_motion):
+    assert VideoLavitMotionTokenizerConfig().ema_dead_code_threshold == 0.0  # released training: no restarts
+    torch.manual_seed(0)
+    plain = VideoLavitMotionTokenizer(small_geometry_config()).train()
+    torch.manual_seed(0)
+    restarting = VideoLavitMotionTokenizer(small_geometry_config(ema_dead_code_threshold=0.999)).train()
+    restarting.load_state_dict(plain.state_dict())
+    before = plain.quantizer.embedding.weight.detach().clone()
+
+    out = plain(small_motion)
+    used = torch.unique(out.token_ids)
+    unused = torch.ones(32, dtype=torch.bool)
+    unused[used] = False
+    assert unused.any()
+    # without restarts an unused code keeps its direction (only the smoothing rescales it, then it is renormalised)
+    torch.testing.assert_close(plain.quantizer.embedding.weight[unused], before[unused])
+
+    torch.manual_seed(1)
+    restart_out = restarting(small_motion)
+    assert torch.equal(restart_out.token_ids, out.token_ids)  # same assignment; restarts happen after it
+    weight = restarting.quantizer.embedding.weight.detach()
+    latents = F.normalize(restarting.quantize(small_motion).latents, dim=-1).reshape(-1, 8)
+    # an unused code decays from 1 to 0.995 < 0.999: each one now sits exactly on one of this batch's latents ...
+    for code in torch.nonzero(unused).flatten():
+        assert (weight[code][None] - latents).abs().amax(dim=1).min() < 1e-5
+        assert restarting.quantizer.ema_cluster_size[code] == 1.0
+    # ... the used codes follow the plain EMA rule
+    torch.testing.assert_close(weight[used], plain.quantizer.embedding.weight[used])
+    torch.testing.assert_close(weight.norm(dim=-1), torch.ones(32))
+
+    with pytest.raises(Exception, match="ema_dead_code_threshold must be >= 0"):
+        small_geometry_config(ema_dead_code_threshold=-1.0)
+
+
 def test_gradient_codebook_without_ema(small_motion):
     torch.manual_seed(0)
     model = VideoLavitMotionTokenizer(small_geometry_config(use_ema_codebook=False)).train()

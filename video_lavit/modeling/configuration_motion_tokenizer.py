@@ -87,6 +87,10 @@ class VideoLavitMotionTokenizerConfig(PreTrainedConfig):
             through a codebook loss `||e - sg(z)||^2` instead.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the truncated-normal weight initialisation.
+        ema_dead_code_threshold (`float`, *optional*, defaults to 0.0):
+            In EMA training, a code whose moving-average cluster size falls below this value is restarted on a
+            random (l2-normalised) latent of the current batch, so that the codebook cannot collapse onto a few
+            codes. `0.0` (the default, and the released training as published) never restarts a code.
         input_clip_value (`float`, *optional*):
             When set, motion inputs are clamped to `[-input_clip_value, input_clip_value]` before encoding, and the
             training reconstruction target is clamped the same way, so that rare large displacements do not dominate
@@ -142,11 +146,14 @@ class VideoLavitMotionTokenizerConfig(PreTrainedConfig):
     use_ema_codebook: bool = True
     initializer_range: float = 0.02
     input_clip_value: float | int | None = None
+    ema_dead_code_threshold: float | int = 0.0
 
     def validate_architecture(self):
         """Reject configurations the model cannot be built from (checked at init by ``@strict``)."""
         if self.input_clip_value is not None and not self.input_clip_value > 0:
             raise ValueError(f"input_clip_value must be a positive number or None, got {self.input_clip_value}")
+        if not self.ema_dead_code_threshold >= 0:
+            raise ValueError(f"ema_dead_code_threshold must be >= 0, got {self.ema_dead_code_threshold}")
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "

@@ -278,6 +278,7 @@ class VideoLavitMotionVectorQuantizer(nn.Module):
         self.code_dim = config.code_dim
         self.decay = config.ema_decay
         self.epsilon = config.ema_epsilon
+        self.dead_code_threshold = config.ema_dead_code_threshold
         self.embedding = nn.Embedding(config.codebook_size, config.code_dim)
         self.register_buffer("ema_cluster_size", torch.ones(config.codebook_size))
         self.register_buffer("ema_embedding_sum", torch.zeros(config.codebook_size, config.code_dim))
@@ -311,6 +312,14 @@ class VideoLavitMotionVectorQuantizer(nn.Module):
         # Laplace smoothing keeps never-used codes finite instead of dividing by ~0.
         smoothed = (cluster_size + self.epsilon) / (total + self.codebook_size * self.epsilon) * total
         codebook = F.normalize(embedding_sum / smoothed.unsqueeze(1), p=2, dim=-1)
+        if self.dead_code_threshold > 0:
+            dead = cluster_size < self.dead_code_threshold
+            if dead.any():
+                # restart on random latents of this batch, with statistics as if each had been seen once
+                picks = flat[torch.randint(0, flat.shape[0], (int(dead.sum()),), device=flat.device)]
+                codebook[dead] = picks
+                self.ema_cluster_size[dead] = 1.0
+                self.ema_embedding_sum[dead] = picks.to(self.ema_embedding_sum.dtype)
         self.embedding.weight.data.copy_(codebook.to(self.embedding.weight.dtype))
 
 
