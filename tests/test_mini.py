@@ -68,6 +68,23 @@ def test_video_is_decodable_and_motion_matches_direction():
     assert (np.abs(last[0].astype(int) - spec.background).max() < 40) and (np.abs(last[-1].astype(int) - spec.background).max() < 40)
 
 
+def test_codecs_cycle_and_evaluation_renderer_is_unseen():
+    from video_lavit.mini.data import TRAIN_CODECS, TRAIN_FPS, TRAIN_SIZES
+    from video_lavit.mini.evaluate import OTHER_CODECS, OTHER_FPS, OTHER_SIZES
+
+    ds = build_dataset(3, seed=4, codec=("libx264", "libvpx-vp9"))
+    assert ds["codec"] == ["libx264", "libvpx-vp9", "libx264"]
+    assert ds[0]["video"][4:8] == b"ftyp" and ds[1]["video"][:4] == b"\x1a\x45\xdf\xa3"  # mp4, then webm (EBML)
+    with av.open(io.BytesIO(ds[1]["video"])) as container:
+        assert container.streams.video[0].codec_context.name in ("vp9", "libvpx-vp9")
+        assert len(list(container.decode(video=0))) == round(4.0 * SceneSpec(**ds[1]["scene"]).fps)
+    with pytest.raises(ValueError, match="at least one codec"):
+        build_dataset(1, seed=0, codec=())
+    # the "other renderer" of the evaluation shares no size, frame rate or (new) codec with training
+    assert not set(OTHER_SIZES) & set(TRAIN_SIZES) and not set(OTHER_FPS) & set(TRAIN_FPS)
+    assert {"mpeg2video", "libvpx-vp9"} <= set(OTHER_CODECS) and not {"mpeg2video", "libvpx-vp9"} & set(TRAIN_CODECS)
+
+
 def test_bad_scene_raises():
     with pytest.raises(ValueError, match="colour"):
         SceneSpec("purple", "circle", "left", 0.5, 0.5, 0.3, 0.1, 6.0, 64, 64, 20)
@@ -108,6 +125,34 @@ def test_metric_scripts():
     assert zero["relative_error"] == pytest.approx(1.0) and zero["mse"] == pytest.approx(10 / 8)
 
 
+def test_pretraining_keyframes_labels_match_pixels():
+    from video_lavit.mini.modeling import IMAGE_SIZE, PATCH_SIZE, build_processor
+    from video_lavit.mini.train import render_pretraining_keyframes
+
+    rows = render_pretraining_keyframes(build_processor(), 12, seed=5)
+    assert rows["pixel_values"].shape == (12, 3, IMAGE_SIZE, IMAGE_SIZE)
+    assert rows["cover"].shape == (12, (IMAGE_SIZE // PATCH_SIZE) ** 2)
+    assert rows["cover"].min() >= 0 and rows["cover"].max() <= 1
+    # the shape covers 24-34 % of the shorter side: a few patches, never none, never all
+    covered = rows["cover"].sum(dim=1)
+    assert (covered > 0.5).all() and (covered < 4).all()
+    # colour labels agree with the pixels: the most-covered patch is closest to the labelled palette colour
+    mean = torch.tensor(build_processor().image_processor.image_mean).view(3, 1, 1)
+    std = torch.tensor(build_processor().image_processor.image_std).view(3, 1, 1)
+    palette = torch.tensor(list(COLOURS.values()), dtype=torch.float32) / 255
+    for image, cover, colour in zip(rows["pixel_values"], rows["cover"], rows["colour"]):
+        pixels = (image * std + mean).clamp(0, 1)
+        patch = int(cover.argmax())
+        y, x = divmod(patch, IMAGE_SIZE // PATCH_SIZE)
+        block = pixels[:, y * PATCH_SIZE : (y + 1) * PATCH_SIZE, x * PATCH_SIZE : (x + 1) * PATCH_SIZE]
+        brightest = block.flatten(1)[:, block.flatten(1).sum(0).argmax()]
+        assert int(((palette - brightest) ** 2).sum(1).argmin()) == int(colour)
+    assert set(rows["shape"].tolist()) <= set(range(len(SHAPES)))
+    # seeded: the same rows again
+    again = render_pretraining_keyframes(build_processor(), 12, seed=5)
+    assert torch.equal(again["pixel_values"], rows["pixel_values"]) and torch.equal(again["shape"], rows["shape"])
+
+
 @pytest.fixture(scope="module")
 def understanding():
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -121,20 +166,30 @@ def understanding():
 def test_shipped_model_answers_about_a_fresh_video(understanding):
     model, processor = understanding
     rng = np.random.default_rng(2026)
-    # a renderer setting never trained on (mpeg4, 15 fps, 112 x 80)
-    cases = [("red", "circle", "right"), ("blue", "square", "up"), ("yellow", "triangle", "left")]
-    videos = [encode_scene(random_scene(rng, *c, fps_choices=(15.0,), size_choices=((112, 80),)), codec="mpeg4")
-              for c in cases]
-    questions = ["Describe this video.", "Which way does the shape move?", "What is moving in this video, and where does it go?"]
+    # renderer settings never trained on: codecs (MPEG-2, VP9), frame rates and sizes
+    cases = [
+        ("red", "circle", "right", "mpeg2video", 15.0, (112, 80)),
+        ("blue", "square", "up", "libvpx-vp9", 24.0, (48, 48)),
+        ("yellow", "triangle", "left", "libvpx-vp9", 5.0, (128, 128)),
+        ("white", "square", "down", "mpeg2video", 24.0, (120, 96)),
+    ]
+    videos = [encode_scene(random_scene(rng, colour, shape, direction, fps_choices=(fps,), size_choices=(size,)),
+                           codec=codec) for colour, shape, direction, codec, fps, size in cases]
+    questions = ["Describe this video.", "Which way does the shape move?",
+                 "What is moving in this video, and where does it go?", "What colour is the shape, and where does it go?"]
     inputs = processor(text=[understanding_prompt(q) for q in questions], videos=videos, return_tensors="pt")
     inputs = {k: v for k, v in inputs.items() if k not in ("keyframe_indices", "keyframe_timestamps")}
     out = model.generate(**inputs, max_new_tokens=16, do_sample=False, tokenizer=processor.tokenizer)
     answers = processor.decode_answers(out, prompt_length=inputs["input_ids"].shape[1])
-    for (colour, _, _), answer in zip(cases, answers):
+    right_direction = 0
+    for (colour, shape, direction, *_), answer in zip(cases, answers):
+        # the trained answer form, naming the right colour and shape (and no other colour) and a direction
         words = _words(answer)
-        # an answer in the trained form, naming the right colour (and no other)
-        assert words[-2] == "moves" and words[-1] in DIRECTIONS, answer
-        assert colour in words and sum(c in words for c in COLOURS) == 1, answers
+        assert words[-4:-1] == [colour, shape, "moves"] and words[-1] in DIRECTIONS, answers
+        assert sum(c in words for c in COLOURS) == 1, answers
+        right_direction += words[-1] == direction
+    # direction is right for ~93 % of such videos in the evaluation (README); the MPEG-2 red circle here is a miss
+    assert right_direction >= 3, answers
 
 
 @requires_model
@@ -182,3 +237,6 @@ def test_training_command_runs_end_to_end(tmp_path):
     assert (tmp_path / "model" / "model_index.json").is_file()
     assert set(log["times"]) >= {"data", "visual_encoder", "motion_tokenizer", "visual_quantizer", "language_model",
                                  "keyframe_detokenizer", "video_detokenizer", "save"}
+    # the video detokenizer trained in the second process (the default --jobs 2) and its losses came back
+    assert (tmp_path / "train_log.video.json").is_file() and log["video_unet"] and log["video_vae"]
+    assert 0 < log["wall_seconds"] and (tmp_path / "stages" / "video_trained" / "video_unet").is_dir()

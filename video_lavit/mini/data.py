@@ -40,9 +40,17 @@ QA_TEMPLATES: tuple[tuple[str, str], ...] = (
     ("Describe the motion in the video.", "the {colour} {shape} moves {direction}"),
     ("What colour is the shape, and where does it go?", "the {colour} {shape} moves {direction}"),
 )
-# frame rates and resolutions (width, height) of the training renderer; the evaluation's "other renderer" uses others
-TRAIN_FPS: tuple[float, ...] = (6.0, 8.0, 10.0, 12.0)
-TRAIN_SIZES: tuple[tuple[int, int], ...] = ((64, 64), (80, 64), (96, 80), (96, 96), (72, 72))
+# frame rates, resolutions (width, height) and codecs of the training renderer; the evaluation's "other renderer"
+# uses others (video_lavit.mini.evaluate.OTHER_*)
+TRAIN_FPS: tuple[float, ...] = (6.0, 8.0, 10.0, 12.0, 20.0, 30.0)
+TRAIN_SIZES: tuple[tuple[int, int], ...] = (
+    (56, 56), (64, 48), (64, 64), (72, 72), (80, 64), (96, 80), (96, 96), (104, 104), (144, 112),
+)
+# h264 and MPEG-4 Part 2 sources: the processor's re-encode of MPEG-family sources usually adds I-frames, so the
+# original clip sampler then cuts two partly padded clips instead of one (the model must read both layouts)
+TRAIN_CODECS: tuple[str, ...] = ("libx264", "mpeg4")
+# container for each codec encode_scene knows (webm for the VP codecs, mp4 otherwise)
+CONTAINERS: dict[str, str] = {"libvpx": "webm", "libvpx-vp9": "webm"}
 CLIP_SECONDS = 4.0  # exactly 24 frames at the processor's 6 fps: one clip, starting at frame 0
 
 
@@ -169,8 +177,10 @@ def render_frame(spec: SceneSpec, t: float, width: int | None = None, height: in
     return render_frames(spec, [t], width, height)[0]
 
 
-def encode_scene(spec: SceneSpec, codec: str = "libx264", container_format: str = "mp4") -> bytes:
-    """The scene rendered at its own frame rate and encoded with PyAV (``codec``: libx264, mpeg4, ...)."""
+def encode_scene(spec: SceneSpec, codec: str = "libx264", container_format: str | None = None) -> bytes:
+    """The scene rendered at its own frame rate and encoded with PyAV (``codec``: libx264, mpeg4, mpeg2video,
+    libvpx-vp9, ...; the container defaults to webm for the VP codecs and mp4 otherwise)."""
+    container_format = container_format or CONTAINERS.get(codec, "mp4")
     n = int(round(spec.seconds * spec.fps))
     frames = render_frames(spec, np.arange(n) / spec.fps)
     buffer = io.BytesIO()
@@ -181,7 +191,7 @@ def encode_scene(spec: SceneSpec, codec: str = "libx264", container_format: str 
         stream.pix_fmt = "yuv420p"
         if codec == "libx264":
             stream.options = {"preset": "ultrafast", "crf": "18"}
-        elif codec == "mpeg4":
+        else:
             stream.bit_rate = 2_000_000
         for index, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
@@ -211,15 +221,22 @@ def balanced_scenes(num: int, seed: int, **scene_kwargs) -> list[SceneSpec]:
     return scenes
 
 
-def build_dataset(num: int, seed: int, codec: str = "libx264", container_format: str = "mp4", **scene_kwargs):
+def build_dataset(num: int, seed: int, codec: str | tuple[str, ...] = "libx264", container_format: str | None = None,
+                  **scene_kwargs):
     """A ``datasets.Dataset`` with columns ``video`` (encoded bytes), ``caption``, ``question``, ``answer``,
-    ``colour``, ``shape``, ``direction`` and ``scene`` (the :class:`SceneSpec` as a dict, to re-render targets)."""
+    ``colour``, ``shape``, ``direction``, ``codec`` and ``scene`` (the :class:`SceneSpec` as a dict, to re-render
+    targets). A tuple of codecs is cycled through row by row."""
     from datasets import Dataset
 
-    rows = {k: [] for k in ("video", "caption", "question", "answer", "colour", "shape", "direction", "scene")}
+    codecs = (codec,) if isinstance(codec, str) else tuple(codec)
+    if not codecs:
+        raise ValueError("codec must name at least one codec")
+    keys = ("video", "caption", "question", "answer", "colour", "shape", "direction", "codec", "scene")
+    rows = {k: [] for k in keys}
     for i, spec in enumerate(balanced_scenes(num, seed, **scene_kwargs)):
         question, answer = question_answer(spec, i + seed)
-        rows["video"].append(encode_scene(spec, codec=codec, container_format=container_format))
+        rows["codec"].append(codecs[i % len(codecs)])
+        rows["video"].append(encode_scene(spec, codec=rows["codec"][-1], container_format=container_format))
         rows["caption"].append(spec.caption)
         rows["question"].append(question)
         rows["answer"].append(answer)
@@ -233,10 +250,14 @@ def build_dataset(num: int, seed: int, codec: str = "libx264", container_format:
 __all__ = [
     "CAPTION_TEMPLATE",
     "COLOURS",
+    "CONTAINERS",
     "DIRECTIONS",
     "QA_TEMPLATES",
     "SHAPES",
     "SceneSpec",
+    "TRAIN_CODECS",
+    "TRAIN_FPS",
+    "TRAIN_SIZES",
     "balanced_scenes",
     "build_dataset",
     "encode_scene",

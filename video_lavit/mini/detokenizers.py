@@ -20,6 +20,11 @@ from .stages import TensorRows, run_trainer, stack_collate
 
 CONDITION_DROPOUT = 0.1
 KL_WEIGHT = 1e-6
+# (steps, batch size, learning rate) of each training run, before `--scale`
+KEYFRAME_VAE_SCHEDULE = (300, 8, 2e-3)
+KEYFRAME_UNET_SCHEDULE = (700, 8, 1e-3)
+VIDEO_VAE_SCHEDULE = (1000, 1, 2e-3)
+VIDEO_UNET_SCHEDULE = (1000, 4, 1e-3)
 
 
 def to_unit_range(frames: torch.Tensor) -> torch.Tensor:
@@ -116,6 +121,11 @@ class VideoDiffusionTraining(nn.Module):
         return {"loss": (weight * (denoised - latents) ** 2).mean()}
 
 
+def _schedule(schedule: tuple[int, int, float], scale: float) -> dict:
+    steps, batch_size, learning_rate = schedule
+    return {"steps": int(steps * scale), "batch_size": batch_size, "learning_rate": learning_rate}
+
+
 def _codes_rows(keyframe_codes: list[torch.Tensor]) -> torch.Tensor:
     lengths = {len(c) for c in keyframe_codes}
     if len(lengths) != 1:
@@ -128,7 +138,7 @@ def train_keyframe_detokenizer(components: dict, model, data: dict, keyframe_cod
     vae = components["keyframe_vae"].train()
     frames = data["keyframe"]
     log["keyframe_vae"] = run_trainer(AutoencoderTraining(vae), TensorRows({"frames": frames}), stack_collate,
-                                      steps=int(150 * scale), batch_size=8, learning_rate=2e-3, seed=seed,
+                                      **_schedule(KEYFRAME_VAE_SCHEDULE, scale), seed=seed,
                                       output_dir=str(work / "keyframe_vae"))
     vae.eval().requires_grad_(False)
     factor = set_scaling_factor(vae, frames[:128])
@@ -143,8 +153,8 @@ def train_keyframe_detokenizer(components: dict, model, data: dict, keyframe_cod
     module = KeyframeDiffusionTraining(decoder.train(), components["keyframe_unet"].train(),
                                        components["keyframe_scheduler"])
     rows = TensorRows({"latents": latents, "codes": _codes_rows(keyframe_codes)})
-    log["keyframe_unet"] = run_trainer(module, rows, stack_collate, steps=int(400 * scale), batch_size=8,
-                                       learning_rate=1e-3, seed=seed, output_dir=str(work / "keyframe_unet"))
+    log["keyframe_unet"] = run_trainer(module, rows, stack_collate, **_schedule(KEYFRAME_UNET_SCHEDULE, scale),
+                                       seed=seed, output_dir=str(work / "keyframe_unet"))
     decoder.eval()
     components["keyframe_unet"].eval()
 
@@ -155,8 +165,8 @@ def train_video_detokenizer(components: dict, model, data: dict, motion_codes, w
     clips = data["clip"]  # [N, 24, 64, 64, 3] uint8
     chunks = clips.unflatten(1, (-1, chunk)).flatten(0, 1)  # [N * 24 / chunk, chunk, H, W, 3]
     log["video_vae"] = run_trainer(AutoencoderTraining(vae, num_frames=chunk), TensorRows({"frames": chunks}),
-                                   stack_collate, steps=int(120 * scale), batch_size=1, learning_rate=2e-3,
-                                   seed=seed, output_dir=str(work / "video_vae"))
+                                   stack_collate, **_schedule(VIDEO_VAE_SCHEDULE, scale), seed=seed,
+                                   output_dir=str(work / "video_vae"))
     vae.eval().requires_grad_(False)
     factor = set_scaling_factor(vae, clips[:16].flatten(0, 1))
     motion_tokenizer = model.model.motion_tokenizer.eval()
@@ -173,8 +183,8 @@ def train_video_detokenizer(components: dict, model, data: dict, motion_codes, w
     rows = TensorRows({"latents": torch.cat(latents), "keyframe_latents": torch.cat(keys),
                        "motion": torch.cat(motions)})
     module = VideoDiffusionTraining(components["video_unet"].train(), components["motion_encoder"].train())
-    log["video_unet"] = run_trainer(module, rows, stack_collate, steps=int(200 * scale), batch_size=2,
-                                    learning_rate=1e-3, seed=seed, output_dir=str(work / "video_unet"))
+    log["video_unet"] = run_trainer(module, rows, stack_collate, **_schedule(VIDEO_UNET_SCHEDULE, scale), seed=seed,
+                                    output_dir=str(work / "video_unet"))
     components["video_unet"].eval()
     components["motion_encoder"].eval()
 

@@ -6,10 +6,11 @@ shipped in `video_lavit/mini/metrics/`.
 
 Figures:
 
-* understanding: the model answers a question about each held-out video (new scenes, the training renderer);
+* understanding: the model answers a question about each held-out video (new scenes, the training renderer: h264
+  and MPEG-4 Part 2 alternately);
   `video_attribute_accuracy` scores the answer (colour, shape and direction all right);
-* understanding, other renderer: videos at sizes / frame rates never trained on, encoded with mpeg4 instead of
-  h264 (and h264 at those sizes);
+* understanding, other renderer: videos at sizes / frame rates never trained on, encoded with codecs never trained
+  on (MPEG-2 in mp4, VP9 in webm) and with h264 at those sizes;
 * generation: `VideoLavitPipeline` turns each caption into a 24-frame clip; the pixel judge (`judge.read_blob`)
   reads colour, shape and direction of motion of the blob, scored by the same metric;
 * motion tokenizer: `motion_reconstruction_error` between the processor's motion tensors and their decoded codes.
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import build_dataset, question_answer, SceneSpec
+from .data import TRAIN_CODECS, build_dataset
 from .judge import read_blob
 from .train import understanding_prompt
 
@@ -32,6 +33,8 @@ METRICS_DIR = Path(__file__).resolve().parent / "metrics"
 EVAL_SEED = 1234
 OTHER_SIZES = ((112, 80), (128, 128), (48, 48), (120, 96))
 OTHER_FPS = (5.0, 15.0, 24.0)
+# two codecs never trained on (the training renderer writes h264 and MPEG-4 Part 2), and h264 at the unseen sizes
+OTHER_CODECS = ("mpeg2video", "libvpx-vp9", "libx264")
 # token counts of the miniature: 16 keyframe codes + [/IMG], 12 motion codes + [/MOV]
 GENERATION_KWARGS = dict(
     max_new_tokens=(16, 12), min_new_tokens=(16, 12), llm_guidance_scale=1.0, motion_guidance_scale=1.0,
@@ -98,7 +101,7 @@ def evaluate_model(model_dir: str | Path, num: int = 60, generation_num: int = 2
     accuracy = load_metric("video_attribute_accuracy")
     results: dict = {}
 
-    held_out = build_dataset(num, seed=EVAL_SEED)
+    held_out = build_dataset(num, seed=EVAL_SEED, codec=TRAIN_CODECS)
     answers = answer_questions(model, processor, held_out)
     results["understanding"] = accuracy.compute(predictions=answers, references=held_out["caption"])
     results["understanding_examples"] = [
@@ -108,7 +111,7 @@ def evaluate_model(model_dir: str | Path, num: int = 60, generation_num: int = 2
     if show:
         print(f"understanding (held-out, training renderer, n={num}): {results['understanding']}", flush=True)
 
-    for codec in ("mpeg4", "libx264"):
+    for codec in OTHER_CODECS:
         other = build_dataset(other_num, seed=EVAL_SEED + 1, codec=codec, fps_choices=OTHER_FPS,
                               size_choices=OTHER_SIZES)
         key = f"understanding_other_renderer_{codec}"

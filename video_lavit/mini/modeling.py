@@ -70,7 +70,7 @@ def build_language_model(text_vocab_size: int) -> VideoLavitForConditionalGenera
     motion = dict(
         height=MOTION_SIZE, width=MOTION_SIZE, hidden_size=32, num_attention_heads=2,
         encoder_blocks_per_stage=(1, 1, 1, 1), decoder_blocks_per_stage=(1, 1, 1, 1), codebook_size=MOTION_CODES,
-        code_dim=8,
+        code_dim=8, ema_dead_code_threshold=0.9, initializer_range=0.2,
     )
     text = dict(
         model_type="llama", vocab_size=text_vocab_size + 2 + VISUAL_CODES + 2 + MOTION_CODES, hidden_size=HIDDEN,

@@ -75,14 +75,19 @@ class VisualEncoderPretraining(nn.Module):
 class VisualQuantizerTraining(nn.Module):
     """Keyframe tokenizer stage: token merger + code projection + codebook learn to reconstruct the (frozen)
     encoder features from the quantized codes through a throw-away linear decoder (VQ-VAE loss with a
-    straight-through estimator; the codebook is learned by gradient)."""
+    straight-through estimator; the codebook is learned by gradient). The target features are standardised per
+    channel (`feature_mean` / `feature_std`, from real keyframes): at this size the colour lives in low-variance
+    channels that a plain MSE lets the codes drop."""
 
-    def __init__(self, tokenizer: nn.Module, commitment_cost: float = 0.25):
+    def __init__(self, tokenizer: nn.Module, feature_mean: torch.Tensor, feature_std: torch.Tensor,
+                 commitment_cost: float = 0.25):
         super().__init__()
         self.tokenizer = tokenizer
         config = tokenizer.config
         self.decoder = nn.Sequential(nn.Linear(config.code_dim, config.hidden_size), nn.GELU(),
                                      nn.Linear(config.hidden_size, config.hidden_size))
+        self.register_buffer("feature_mean", feature_mean, persistent=False)
+        self.register_buffer("feature_std", feature_std, persistent=False)
         self.commitment_cost = commitment_cost
 
     def forward(self, pixel_values):
@@ -98,7 +103,7 @@ class VisualQuantizerTraining(nn.Module):
         quantized = codebook[codes]
         vq_loss = F.mse_loss(quantized, query.detach()) + self.commitment_cost * F.mse_loss(query, quantized.detach())
         straight = query + (quantized - query).detach()
-        rec = F.mse_loss(self.decoder(straight), features)
+        rec = F.mse_loss(self.decoder(straight), (features - self.feature_mean) / self.feature_std)
         return {"loss": rec + vq_loss}
 
 

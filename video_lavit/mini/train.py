@@ -1,20 +1,23 @@
 # Copyright 2026 The Video-LaVIT reimplementation authors. Apache-2.0.
 """Train the miniature Video-LaVIT on synthetic videos, on the CPU, with fixed seeds.
 
-    python -m video_lavit.mini.train --out DIR [--scale 1.0]
+    python -m video_lavit.mini.train --out DIR [--scale 1.0] [--jobs 2]
 
 Stages (each trained with `transformers.Trainer`; results are cached under ``DIR/stages`` so a rerun resumes):
 
-0. data: synthetic train videos -> the processor's keyframes (32 px) and motion tensors, 64-px targets rendered
-   from the same scenes (keyframe and 24 frames at the clip's 6 fps);
-1. keyframe-encoder pre-training (stand-in for CLIP: colour / shape / per-patch coverage);
-2. motion tokenizer (MSE + EMA codebook);
-3. keyframe tokenizer (token merger + VQ reconstructing the encoder features);
+0. data: synthetic train videos (h264 and MPEG-4 sources) -> the processor's keyframes (32 px) and motion tensors
+   of every clip, 64-px targets rendered from the scenes whose one clip starts at frame 0 (keyframe and 24 frames at
+   the clip's 6 fps);
+1. keyframe-encoder pre-training on freshly rendered stills (stand-in for CLIP: colour / shape / per-patch
+   coverage);
+2. motion tokenizer (MSE + EMA codebook with dead-code restarts);
+3. keyframe tokenizer (token merger + VQ reconstructing the standardised encoder features);
 4. language model on joint sequences, both directions (caption -> keyframe + motion tokens; video + question ->
    answer); the ViT and merger stay frozen, `feature_projection` (vit_proj) trains with the LLM;
 5. keyframe detokenizer (AutoencoderKL, then keyframe decoder + UNet2DConditionModel with the DDPM loss);
 6. video detokenizer (temporal-decoder VAE, then motion encoder + spatio-temporal UNet with the EDM loss).
 
+With ``--jobs 2`` (the default) stage 6 runs in a second process, beside stages 4-5.
 ``DIR/model`` is the Hugging Face folder (`VideoLavitPipeline` layout + understanding model at its root);
 ``DIR/train_log.json`` records the losses and the time of every stage. `--scale` multiplies every step count.
 """
@@ -31,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import COLOURS, SHAPES, SceneSpec, build_dataset, question_answer, render_frames
+from .data import COLOURS, SHAPES, TRAIN_CODECS, SceneSpec, build_dataset, question_answer, render_frames
 from .modeling import (
     IMAGE_SIZE,
     KEYFRAME_SIZE,
@@ -54,7 +57,7 @@ from .stages import (
 )
 
 SEED = 0
-TRAIN_VIDEOS = 360
+TRAIN_VIDEOS = 800
 TRAIN_DATA_SEED = 1
 QUESTIONS_PER_VIDEO = 2
 STAGES = ("language_model", "keyframe", "video")
@@ -86,41 +89,43 @@ def coverage(frames: np.ndarray, background: int, patch: int) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------------ stage 0
 def prepare_data(processor, cache: Path, num_videos: int) -> dict:
+    """Run the processor over the training videos (cached in ``cache/data.pt``).
+
+    Returns ``pixel_values`` ``[C, 3, 32, 32]`` and ``motion_vectors`` ``[C, 2, 24, 8, 8]`` for every clip the
+    processor cuts (``clips`` ``[N]`` per video, in order), the token ids of the prompts / answers / captions, and,
+    for the ``F`` videos whose single clip starts at frame 0 (``full`` ``[N]`` bool; the others' clips run past
+    the video's end), the 64-px targets rendered from the scene: ``keyframe`` ``[F, 64, 64, 3]`` and ``clip``
+    ``[F, 24, 64, 64, 3]`` (the clip's 24 frames at 6 fps)."""
     path = cache / "data.pt"
     if path.is_file():
         return torch.load(path, weights_only=False)
     from tqdm.auto import tqdm
 
-    dataset = build_dataset(num_videos, seed=TRAIN_DATA_SEED)
-    keys = ("pixel_values", "motion_vectors", "prompt_ids", "answer_ids", "caption_ids", "colour", "shape",
-            "cover", "keyframe", "clip")
+    dataset = build_dataset(num_videos, seed=TRAIN_DATA_SEED, codec=TRAIN_CODECS)
+    keys = ("pixel_values", "motion_vectors", "clips", "full", "prompt_ids", "answer_ids", "caption_ids", "keyframe",
+            "clip")
     data = {k: [] for k in keys}
     tokenizer = processor.tokenizer
     for index, row in enumerate(tqdm(dataset, desc="preparing videos")):
         spec = SceneSpec(**row["scene"])
+        out = processor.video_processor([row["video"]], return_tensors="pt")
+        data["pixel_values"].append(out["pixel_values"])
+        data["motion_vectors"].append(out["motion_vectors"])
+        data["clips"].append(len(out["motion_vectors"]))
+        full = len(out["motion_vectors"]) == 1 and int(out["keyframe_indices"][0]) == 0
+        data["full"].append(full)
         for q in range(QUESTIONS_PER_VIDEO):
             question, answer = question_answer(spec, index + 3 * q)
-            if q == 0:
-                out = processor(text=understanding_prompt(question), videos=[row["video"]], return_tensors="pt")
-                ids = out["input_ids"][0]
-                data["pixel_values"].append(out["pixel_values"][0])
-                data["motion_vectors"].append(out["motion_vectors"][0])
-                start = float(out["keyframe_timestamps"][0]) if "keyframe_timestamps" in out else 0.0
-            else:
-                ids = _prompt_ids(processor, understanding_prompt(question))
-            data["prompt_ids"].append(ids)
-            data["answer_ids"].append(torch.tensor(tokenizer(answer_text(answer), add_special_tokens=False)["input_ids"]))
+            data["prompt_ids"].append(_prompt_ids(processor, understanding_prompt(question)))
+            answer_ids = tokenizer(answer_text(answer), add_special_tokens=False)["input_ids"]
+            data["answer_ids"].append(torch.tensor(answer_ids))
         data["caption_ids"].append(torch.tensor(tokenizer(row["caption"], add_special_tokens=False)["input_ids"]))
-        data["colour"].append(list(COLOURS).index(spec.colour))
-        data["shape"].append(SHAPES.index(spec.shape))
-        key32 = render_frames(spec, [start], IMAGE_SIZE, IMAGE_SIZE)[0]
-        data["cover"].append(torch.from_numpy(coverage(key32, spec.background, PATCH_SIZE)))
-        times = start + np.arange(24) / 6.0
-        clip = render_frames(spec, times, VIDEO_SIZE, VIDEO_SIZE)
-        data["clip"].append(torch.from_numpy(clip))
-        data["keyframe"].append(torch.from_numpy(render_frames(spec, [start], KEYFRAME_SIZE, KEYFRAME_SIZE)[0]))
-    data = {k: (torch.stack(v) if k in ("pixel_values", "motion_vectors", "cover", "clip", "keyframe")
-                else torch.tensor(v) if k in ("colour", "shape") else v) for k, v in data.items()}
+        if full:
+            clip = render_frames(spec, np.arange(24) / 6.0, VIDEO_SIZE, VIDEO_SIZE)
+            data["clip"].append(torch.from_numpy(clip))
+            data["keyframe"].append(torch.from_numpy(render_frames(spec, [0.0], KEYFRAME_SIZE, KEYFRAME_SIZE)[0]))
+    data = {k: (torch.cat(v) if k in ("pixel_values", "motion_vectors") else torch.stack(v) if k in ("clip", "keyframe")
+                else torch.tensor(v) if k in ("clips", "full") else v) for k, v in data.items()}
     torch.save(data, path)
     return data
 
@@ -136,14 +141,41 @@ def _prompt_ids(processor, prompt: str) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------------ stages 1-4
-def train_visual_encoder(model, data, work: Path, scale: float, log: dict) -> None:
+PRETRAIN_KEYFRAMES = 8000
+PRETRAIN_DATA_SEED = 2
+
+
+def render_pretraining_keyframes(processor, num: int, seed: int) -> dict:
+    """Still frames of fresh random scenes (at a random time, at the scene's own resolution) through the image
+    processor, with their colour / shape labels and per-patch coverage: the stand-in for CLIP's image-text data,
+    far more scenes than the video set (360 keyframes are too few for shape to generalise)."""
+    from PIL import Image
+
+    from .data import random_scene
+
+    rng = np.random.default_rng(seed)
+    images, colour, shape, cover = [], [], [], []
+    for _ in range(num):
+        spec = random_scene(rng)
+        t = float(rng.uniform(0.0, spec.seconds))
+        images.append(Image.fromarray(render_frames(spec, [t])[0]))
+        colour.append(list(COLOURS).index(spec.colour))
+        shape.append(SHAPES.index(spec.shape))
+        small = render_frames(spec, [t], IMAGE_SIZE, IMAGE_SIZE)[0]
+        cover.append(torch.from_numpy(coverage(small, spec.background, PATCH_SIZE)))
+    pixel_values = processor.image_processor(images, return_tensors="pt")["pixel_values"]
+    return {"pixel_values": pixel_values, "colour": torch.tensor(colour), "shape": torch.tensor(shape),
+            "cover": torch.stack(cover)}
+
+
+def train_visual_encoder(model, processor, work: Path, scale: float, log: dict) -> None:
     tok = model.model.visual_tokenizer
     module = VisualEncoderPretraining(tok.vision_model, tok.config.hidden_size, len(COLOURS), len(SHAPES))
     tok.vision_model.requires_grad_(True)
-    rows = TensorRows({"pixel_values": data["pixel_values"], "colour": data["colour"], "shape": data["shape"],
-                       "cover": data["cover"]})
-    log["visual_encoder"] = run_trainer(module, rows, stack_collate, steps=int(250 * scale), batch_size=32,
-                                        learning_rate=2e-3, seed=SEED, output_dir=str(work / "visual_encoder"))
+    rows = TensorRows(render_pretraining_keyframes(processor, PRETRAIN_KEYFRAMES, PRETRAIN_DATA_SEED))
+    log["visual_encoder"] = run_trainer(module, rows, stack_collate, steps=int(4000 * scale), batch_size=64,
+                                        learning_rate=1e-3, seed=SEED, output_dir=str(work / "visual_encoder"),
+                                        warmup_steps=300)
     tok.vision_model.requires_grad_(False)
 
 
@@ -151,24 +183,25 @@ def train_motion_tokenizer(model, data, work: Path, scale: float, log: dict) -> 
     tok = model.model.motion_tokenizer
     tok.train()
     rows = TensorRows({"motion_vectors": data["motion_vectors"]})
-    log["motion_tokenizer"] = run_trainer(MotionTokenizerTraining(tok), rows, stack_collate, steps=int(200 * scale),
-                                          batch_size=8, learning_rate=2e-3, seed=SEED,
+    log["motion_tokenizer"] = run_trainer(MotionTokenizerTraining(tok), rows, stack_collate, steps=int(400 * scale),
+                                          batch_size=32, learning_rate=2e-3, seed=SEED,
                                           output_dir=str(work / "motion_tokenizer"))
     tok.eval()
 
 
 def train_visual_quantizer(model, data, work: Path, scale: float, log: dict) -> None:
     tok = model.model.visual_tokenizer
-    module = VisualQuantizerTraining(tok)
-    # start the codebook on projected features of real keyframes, so no code starts dead
     with torch.no_grad():
         feats = tok.get_encoder_features(data["pixel_values"][:256])
+    module = VisualQuantizerTraining(tok, feats.mean(dim=(0, 1)), feats.std(dim=(0, 1)) + 1e-4)
+    # start the codebook on projected features of real keyframes, so no code starts dead
+    with torch.no_grad():
         merged = tok.merge_tokens(feats, torch.ones(feats.shape[:2]))
         query = torch.nn.functional.normalize(tok.code_projection(merged), dim=-1).reshape(-1, tok.config.code_dim)
         pick = torch.randperm(query.shape[0], generator=torch.Generator().manual_seed(SEED))[: tok.config.codebook_size]
         tok.quantizer.codebook.weight.copy_(query[pick] + 0.01 * torch.randn_like(query[pick]))
     rows = TensorRows({"pixel_values": data["pixel_values"]})
-    log["visual_quantizer"] = run_trainer(module, rows, stack_collate, steps=int(250 * scale), batch_size=32,
+    log["visual_quantizer"] = run_trainer(module, rows, stack_collate, steps=int(800 * scale), batch_size=32,
                                           learning_rate=2e-3, seed=SEED, output_dir=str(work / "visual_quantizer"))
     keep_all_patches(tok)
 
@@ -192,21 +225,25 @@ def train_language_model(model, data, keyframe_codes, motion_codes, work: Path, 
     from ..training import VideoLavitDataCollator
 
     features = []
-    n = len(data["caption_ids"])
-    for i in range(n):
+    firsts = torch.cumsum(data["clips"], 0) - data["clips"]
+    for i, (first, count) in enumerate(zip(firsts.tolist(), data["clips"].tolist())):
+        clips = slice(first, first + count)
         for q in range(QUESTIONS_PER_VIDEO):
             j = i * QUESTIONS_PER_VIDEO + q
             features.append({
                 "prompt_ids": data["prompt_ids"][j], "answer_ids": data["answer_ids"][j],
-                "pixel_values": data["pixel_values"][i : i + 1], "motion_token_ids": motion_codes[i : i + 1],
-                "clips_per_video": torch.tensor([1]),
+                "pixel_values": data["pixel_values"][clips], "motion_token_ids": motion_codes[clips],
+                "clips_per_video": torch.tensor([count]),
             })
-        # text -> video; every fourth sample also without text, the unconditional branch of the CFG
-        features.append({"text_ids": data["caption_ids"][i], "keyframe_codes": [keyframe_codes[i]],
-                         "motion_codes": motion_codes[i : i + 1]})
+        if not data["full"][i]:
+            continue
+        # text -> video (one clip from frame 0); every fourth sample also without text, the CFG's unconditional
+        # branch
+        features.append({"text_ids": data["caption_ids"][i], "keyframe_codes": [keyframe_codes[first]],
+                         "motion_codes": motion_codes[first : first + 1]})
         if i % 4 == 0:
-            features.append({"text_ids": torch.zeros(0, dtype=torch.long), "keyframe_codes": [keyframe_codes[i]],
-                             "motion_codes": motion_codes[i : i + 1]})
+            features.append({"text_ids": torch.zeros(0, dtype=torch.long), "keyframe_codes": [keyframe_codes[first]],
+                             "motion_codes": motion_codes[first : first + 1]})
 
     class Rows(torch.utils.data.Dataset):
         def __len__(self):
@@ -221,7 +258,7 @@ def train_language_model(model, data, keyframe_codes, motion_codes, work: Path, 
     tok.feature_projection.requires_grad_(True)
     model.model.motion_tokenizer.requires_grad_(False)
     model.train()
-    log["language_model"] = run_trainer(LanguageModelTraining(model), Rows(), collator, steps=int(900 * scale),
+    log["language_model"] = run_trainer(LanguageModelTraining(model), Rows(), collator, steps=int(1800 * scale),
                                         batch_size=16, learning_rate=3e-3, weight_decay=0.01, seed=SEED,
                                         output_dir=str(work / "language_model"), warmup_steps=50)
     model.eval()
@@ -273,6 +310,32 @@ def _save_components(components: dict, folder: Path) -> None:
         component.save_pretrained(folder / name)
 
 
+VIDEO_JOB_LOG = "train_log.video.json"
+
+
+def _start_video_job(args, out: Path):
+    """The video detokenizer stage in a second process (one thread): it only needs the trained motion tokenizer,
+    so it runs beside the language model and keyframe stages. Seeded like the sequential run."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "video_lavit.mini.train", "--out", str(out), "--stages", "video",
+               "--scale", str(args.scale), "--videos", str(args.videos), "--jobs", "1", "--log-file", VIDEO_JOB_LOG]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    print("[mini] video detokenizer: training in a second process", flush=True)
+    return subprocess.Popen(command, env=env)
+
+
+def _finish_video_job(job, out: Path, log: dict) -> None:
+    code = job.wait()
+    if code != 0:
+        raise RuntimeError(f"the video detokenizer process failed with exit code {code} (its output is above)")
+    child = json.loads((out / VIDEO_JOB_LOG).read_text())
+    for key in ("video_vae", "video_unet"):
+        log[key] = child[key]
+    log["times"]["video_detokenizer"] = child["times"]["video_detokenizer"]
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="output folder (DIR/model is the trained model)")
@@ -280,17 +343,23 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--videos", type=int, default=TRAIN_VIDEOS, help="number of synthetic training videos")
     parser.add_argument("--stages", default="all", help=f"comma list of stages to train, from {STAGES}; stages "
                         "already trained under DIR/stages are loaded instead")
+    parser.add_argument("--jobs", type=int, default=2, help="with 2, the video detokenizer trains in a second "
+                        "process (one thread each) while this one trains the language model and the keyframe "
+                        "detokenizer; 1 trains everything here, one stage after the other")
+    parser.add_argument("--log-file", default="train_log.json", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.jobs not in (1, 2):
+        raise ValueError(f"--jobs must be 1 or 2, got {args.jobs}")
 
     out = Path(args.out)
     work = out / "stages"
     work.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     seed_everything(SEED)
-    log_path = out / "train_log.json"
+    log_path = out / args.log_file
     # a resumed run adds its stages to the earlier run's record
     log: dict = json.loads(log_path.read_text()) if log_path.is_file() else {"times": {}}
-    clock = time.perf_counter()
+    clock = start = time.perf_counter()
 
     def lap(name):
         nonlocal clock
@@ -317,7 +386,7 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         seed_everything(SEED)
         model = build_language_model(len(processor.tokenizer))
-        train_visual_encoder(model, data, work, args.scale, log)
+        train_visual_encoder(model, processor, work, args.scale, log)
         lap("visual_encoder")
         train_motion_tokenizer(model, data, work, args.scale, log)
         lap("motion_tokenizer")
@@ -328,6 +397,14 @@ def main(argv: list[str] | None = None) -> dict:
     motion_codes = tokenize_motion(model, data["motion_vectors"])
     log["visual_codes_used"] = int(torch.cat(keyframe_codes).unique().numel())
     log["motion_codes_used"] = int(motion_codes.unique().numel())
+    # the detokenizers learn from the videos whose one clip starts at frame 0 (their targets are rendered)
+    firsts = (torch.cumsum(data["clips"], 0) - data["clips"])[data["full"]]
+    generation_keyframe_codes = [keyframe_codes[k] for k in firsts.tolist()]
+    generation_motion_codes = motion_codes[firsts]
+    video_job = None
+    if args.jobs == 2 and "video" in stages and not (work / "video_trained").is_dir():
+        video_job = _start_video_job(args, out)
+        torch.set_num_threads(1)
     if "language_model" in stages and not llm_dir.is_dir():
         train_language_model(model, data, keyframe_codes, motion_codes, work, args.scale, log)
         model.eval().save_pretrained(llm_dir)
@@ -338,15 +415,17 @@ def main(argv: list[str] | None = None) -> dict:
         from .detokenizers import train_keyframe_detokenizer
 
         seed_everything(SEED)
-        train_keyframe_detokenizer(keyframe, model, data, keyframe_codes, work, args.scale, log, SEED)
+        train_keyframe_detokenizer(keyframe, model, data, generation_keyframe_codes, work, args.scale, log, SEED)
         _save_components(keyframe, work / "keyframe_trained")
         lap("keyframe_detokenizer")
+    if video_job is not None:
+        _finish_video_job(video_job, out, log)
     video = _cached_components(work / "video_trained", build_video_components)
     if "video" in stages and not (work / "video_trained").is_dir():
         from .detokenizers import train_video_detokenizer
 
         seed_everything(SEED)
-        train_video_detokenizer(video, model, data, motion_codes, work, args.scale, log, SEED)
+        train_video_detokenizer(video, model, data, generation_motion_codes, work, args.scale, log, SEED)
         _save_components(video, work / "video_trained")
         lap("video_detokenizer")
     if not llm_dir.is_dir():
@@ -357,8 +436,10 @@ def main(argv: list[str] | None = None) -> dict:
     assemble(model.eval(), processor, keyframe, video, out / "model")
     lap("save")
     log["total_seconds"] = round(sum(log["times"].values()), 1)
+    log["wall_seconds"] = round(time.perf_counter() - start, 1)
     log_path.write_text(json.dumps(log, indent=1))
-    print(f"[mini] total {log['total_seconds']:.0f} s; model in {out / 'model'}", flush=True)
+    print(f"[mini] stages {log['total_seconds']:.0f} s, wall clock {log['wall_seconds']:.0f} s; model in "
+          f"{out / 'model'}", flush=True)
     return log
 
 
