@@ -320,7 +320,8 @@ def _start_video_job(args, out: Path):
     import sys
 
     command = [sys.executable, "-m", "video_lavit.mini.train", "--out", str(out), "--stages", "video",
-               "--scale", str(args.scale), "--videos", str(args.videos), "--jobs", "1", "--log-file", VIDEO_JOB_LOG]
+               "--scale", str(args.scale), "--videos", str(args.videos), "--jobs", "1", "--log-file", VIDEO_JOB_LOG,
+               "--no-assemble"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     print("[mini] video detokenizer: training in a second process", flush=True)
     return subprocess.Popen(command, env=env)
@@ -347,6 +348,8 @@ def main(argv: list[str] | None = None) -> dict:
                         "process (one thread each) while this one trains the language model and the keyframe "
                         "detokenizer; 1 trains everything here, one stage after the other")
     parser.add_argument("--log-file", default="train_log.json", help=argparse.SUPPRESS)
+    # the second process of --jobs 2 trains its stage only; the first one writes the model folder
+    parser.add_argument("--no-assemble", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.jobs not in (1, 2):
         raise ValueError(f"--jobs must be 1 or 2, got {args.jobs}")
@@ -420,6 +423,7 @@ def main(argv: list[str] | None = None) -> dict:
         lap("keyframe_detokenizer")
     if video_job is not None:
         _finish_video_job(video_job, out, log)
+        clock = time.perf_counter()  # the wait is not a stage of its own (wall_seconds has it)
     video = _cached_components(work / "video_trained", build_video_components)
     if "video" in stages and not (work / "video_trained").is_dir():
         from .detokenizers import train_video_detokenizer
@@ -428,9 +432,10 @@ def main(argv: list[str] | None = None) -> dict:
         train_video_detokenizer(video, model, data, generation_motion_codes, work, args.scale, log, SEED)
         _save_components(video, work / "video_trained")
         lap("video_detokenizer")
-    if not llm_dir.is_dir():
+    if args.no_assemble or not llm_dir.is_dir():
         log_path.write_text(json.dumps(log, indent=1))
-        print("[mini] the language model is not trained yet: no model folder written", flush=True)
+        if not llm_dir.is_dir():
+            print("[mini] the language model is not trained yet: no model folder written", flush=True)
         return log
 
     assemble(model.eval(), processor, keyframe, video, out / "model")
