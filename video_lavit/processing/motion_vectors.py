@@ -359,6 +359,22 @@ def decode_intra_packet(packet: bytes) -> av.VideoFrame:
     return frames[0]
 
 
+def _displacements_and_cells(vectors: np.ndarray, height: int, width: int, grid_w: int):
+    """Per vector: displacement ``dx``, ``dy`` in pixels (float64), destination pixel ``px``, ``py`` clamped into
+    the frame (int32) and its macroblock cell (row-major on a ``grid_w``-wide grid)."""
+    # int32 products and a true division to float64, as the original computes source * motion / scale
+    source, scale = vectors["source"], vectors["motion_scale"]
+    dx = source * vectors["motion_x"] / scale
+    dy = source * vectors["motion_y"] / scale
+    px = vectors["dst_x"].astype(np.int32)
+    py = vectors["dst_y"].astype(np.int32)
+    # np.clip's Python wrapper costs more than the arithmetic at a few hundred vectors per frame
+    np.minimum(np.maximum(px, 0, out=px), width - 1, out=px)
+    np.minimum(np.maximum(py, 0, out=py), height - 1, out=py)
+    cell = (py // MACROBLOCK) * grid_w + px // MACROBLOCK
+    return dx, dy, px, py, cell
+
+
 def pool_motion_vectors(vectors: np.ndarray | None, height: int, width: int) -> np.ndarray:
     """Max-pool a frame's motion vectors onto its 16x16 macroblock grid without building the dense map.
 
@@ -373,16 +389,7 @@ def pool_motion_vectors(vectors: np.ndarray | None, height: int, width: int) -> 
     grid = np.full((2, grid_h * grid_w), -np.inf, dtype=np.float32)
     if vectors is None or len(vectors) == 0:
         return grid.reshape(2, grid_h, grid_w)
-    # int32 products and a true division to float64, as the original computes source * motion / scale
-    source, scale = vectors["source"], vectors["motion_scale"]
-    dx = source * vectors["motion_x"] / scale
-    dy = source * vectors["motion_y"] / scale
-    px = vectors["dst_x"].astype(np.int32)
-    py = vectors["dst_y"].astype(np.int32)
-    # np.clip's Python wrapper costs more than the arithmetic at a few hundred vectors per frame
-    np.minimum(np.maximum(px, 0, out=px), width - 1, out=px)
-    np.minimum(np.maximum(py, 0, out=py), height - 1, out=py)
-    cell = (py // MACROBLOCK) * grid_w + px // MACROBLOCK
+    dx, dy, px, py, cell = _displacements_and_cells(vectors, height, width, grid_w)
     if np.bincount(cell, minlength=grid.shape[1]).max() <= 1:
         # the usual case (one 16x16 vector per macroblock): one value per cell, nothing to resolve
         grid[0, cell] = dx
@@ -420,14 +427,7 @@ def pool_motion_vectors_batch(batch: list, height: int, width: int) -> list:
     else:
         vectors = np.concatenate(tables)
     owner = np.repeat(np.arange(len(present)), [len(t) for t in tables])
-    source, scale = vectors["source"], vectors["motion_scale"]
-    dx = source * vectors["motion_x"] / scale
-    dy = source * vectors["motion_y"] / scale
-    px = vectors["dst_x"].astype(np.int32)
-    py = vectors["dst_y"].astype(np.int32)
-    np.minimum(np.maximum(px, 0, out=px), width - 1, out=px)
-    np.minimum(np.maximum(py, 0, out=py), height - 1, out=py)
-    cell = (py // MACROBLOCK) * grid_w + px // MACROBLOCK
+    dx, dy, _, _, cell = _displacements_and_cells(vectors, height, width, grid_w)
     grids = np.full((len(present), 2, cells), -np.inf, dtype=np.float32)
     counts = np.bincount(owner * cells + cell, minlength=len(present) * cells).reshape(len(present), cells)
     crowded = counts.max(axis=1) > 1
