@@ -130,6 +130,11 @@ def prepare_data(processor, cache: Path, num_videos: int) -> dict:
     return data
 
 
+def first_clip_rows(data: dict) -> torch.Tensor:
+    """Row of each video's first clip in ``data["pixel_values"]`` / ``data["motion_vectors"]``, ``[N]``."""
+    return torch.cumsum(data["clips"], 0) - data["clips"]
+
+
 def _prompt_ids(processor, prompt: str) -> torch.Tensor:
     """Prompt ids with the video placeholder, without running the video processor (the same split-and-tokenise
     rule the processor applies: chunks tokenised alone, BOS only on the first)."""
@@ -225,7 +230,7 @@ def train_language_model(model, data, keyframe_codes, motion_codes, work: Path, 
     from ..training import VideoLavitDataCollator
 
     features = []
-    firsts = torch.cumsum(data["clips"], 0) - data["clips"]
+    firsts = first_clip_rows(data)
     for i, (first, count) in enumerate(zip(firsts.tolist(), data["clips"].tolist())):
         clips = slice(first, first + count)
         for q in range(QUESTIONS_PER_VIDEO):
@@ -401,7 +406,7 @@ def main(argv: list[str] | None = None) -> dict:
     log["visual_codes_used"] = int(torch.cat(keyframe_codes).unique().numel())
     log["motion_codes_used"] = int(motion_codes.unique().numel())
     # the detokenizers learn from the videos whose one clip starts at frame 0 (their targets are rendered)
-    firsts = (torch.cumsum(data["clips"], 0) - data["clips"])[data["full"]]
+    firsts = first_clip_rows(data)[data["full"]]
     generation_keyframe_codes = [keyframe_codes[k] for k in firsts.tolist()]
     generation_motion_codes = motion_codes[firsts]
     video_job = None
@@ -413,25 +418,25 @@ def main(argv: list[str] | None = None) -> dict:
         model.eval().save_pretrained(llm_dir)
         lap("language_model")
 
-    keyframe = _cached_components(work / "keyframe_trained", build_keyframe_components)
-    if "keyframe" in stages and not (work / "keyframe_trained").is_dir():
-        from .detokenizers import train_keyframe_detokenizer
+    def detokenizer(stage: str, build, train, codes) -> dict:
+        """The stage's components: loaded when a previous run trained them, else built and, if asked, trained."""
+        folder = work / f"{stage}_trained"
+        components = _cached_components(folder, build)
+        if stage in stages and not folder.is_dir():
+            seed_everything(SEED)
+            train(components, model, data, codes, work, args.scale, log, SEED)
+            _save_components(components, folder)
+            lap(f"{stage}_detokenizer")
+        return components
 
-        seed_everything(SEED)
-        train_keyframe_detokenizer(keyframe, model, data, generation_keyframe_codes, work, args.scale, log, SEED)
-        _save_components(keyframe, work / "keyframe_trained")
-        lap("keyframe_detokenizer")
+    from .detokenizers import train_keyframe_detokenizer, train_video_detokenizer
+
+    keyframe = detokenizer("keyframe", build_keyframe_components, train_keyframe_detokenizer,
+                           generation_keyframe_codes)
     if video_job is not None:
         _finish_video_job(video_job, out, log)
         clock = time.perf_counter()  # the wait is not a stage of its own (wall_seconds has it)
-    video = _cached_components(work / "video_trained", build_video_components)
-    if "video" in stages and not (work / "video_trained").is_dir():
-        from .detokenizers import train_video_detokenizer
-
-        seed_everything(SEED)
-        train_video_detokenizer(video, model, data, generation_motion_codes, work, args.scale, log, SEED)
-        _save_components(video, work / "video_trained")
-        lap("video_detokenizer")
+    video = detokenizer("video", build_video_components, train_video_detokenizer, generation_motion_codes)
     if args.no_assemble or not llm_dir.is_dir():
         log_path.write_text(json.dumps(log, indent=1))
         if not llm_dir.is_dir():
