@@ -182,3 +182,19 @@ def test_id_fixture_without_tokenizer_weights_falls_back_to_code_vectors(fixture
     names = {r.name for r in results}
     assert all(r.passed for r in results)
     assert "codebook lookup" not in names and {"output.prompt_embeds", "intermediate.blocks.1"} <= names
+
+
+def test_fresh_decoder_gives_each_query_its_own_output():
+    # built from scratch (no checkpoint), the learned queries and positions must not start equal: zero queries stay
+    # identical under training and every prompt token would then read the same bag of codes
+    torch.manual_seed(0)
+    model = VideoLavitKeyframeDecoder(**TINY).eval()
+    for embedding in (model.query_embeddings, model.code_position_embedding, model.pooler.position_embedding):
+        assert 0.005 < float(embedding.std()) < 0.05
+    out = model(codes=torch.randint(0, TINY["codebook_size"], (1, 8)))
+    tokens = out.prompt_embeds[0]
+    assert torch.cdist(tokens, tokens).fill_diagonal_(1.0).min() > 1e-4
+    # and the order of the codes reaches the output
+    codes = torch.arange(8)[None]
+    swapped = codes.flip(1)
+    assert not torch.allclose(model(codes=codes).prompt_embeds, model(codes=swapped).prompt_embeds, atol=1e-6)

@@ -124,6 +124,8 @@ class VideoLavitAttentionPooler(nn.Module):
         super().__init__()
         self.num_heads = num_heads
         self.position_embedding = nn.Parameter(torch.zeros(num_tokens + 1, embed_dim))
+        # a checkpoint overwrites these; from scratch, zero embeddings would leave every position alike
+        nn.init.trunc_normal_(self.position_embedding, std=0.02)
         self.q_proj = nn.Linear(embed_dim, embed_dim)
         self.k_proj = nn.Linear(embed_dim, embed_dim)
         self.v_proj = nn.Linear(embed_dim, embed_dim)
@@ -200,6 +202,10 @@ class VideoLavitKeyframeDecoder(ModelMixin, ConfigMixin):
         # Position of a code in the order of the kept tokens, not its location on the patch grid.
         self.code_position_embedding = nn.Parameter(torch.zeros(1, num_queries, hidden_size))
         self.query_embeddings = nn.Parameter(torch.zeros(1, num_queries, hidden_size))
+        # from scratch, zero queries (and positions) would stay identical to each other: all queries would read
+        # the same bag of codes. A checkpoint overwrites both.
+        nn.init.trunc_normal_(self.code_position_embedding, std=0.02)
+        nn.init.trunc_normal_(self.query_embeddings, std=0.02)
         self.layers = nn.ModuleList(
             VideoLavitKeyframeDecoderLayer(hidden_size, num_attention_heads, intermediate_size, qkv_bias, layer_norm_eps)
             for _ in range(num_hidden_layers)
