@@ -182,3 +182,14 @@ def test_convert_released_layout_folder_to_pipeline(tmp_path):
     with pytest.raises(ConversionError, match="motion encoder"):
         convert_video_detokenizer(tmp_path / "release", tmp_path / "out2", weights=tmp_path / "video_3d_unet.bin",
                                   motion_encoder_config=TINY_ENCODER)
+
+
+def test_fresh_motion_encoder_knows_where_a_patch_is():
+    # built from scratch, a uniform motion field must still give position-dependent features (zero position
+    # embeddings would make every patch of a uniform field alike)
+    torch.manual_seed(0)
+    encoder = VideoLavitMotionConditionEncoder(**TINY_ENCODER).eval()
+    assert 0.005 < float(encoder.pos_embed.std()) < 0.05
+    with torch.no_grad():
+        out = encoder(torch.ones(1, 2, 3, 4, 4)).motion_hidden_states[0, 0]  # [tokens, dim]
+    assert torch.cdist(out, out).fill_diagonal_(1.0).min() > 1e-5
