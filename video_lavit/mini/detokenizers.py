@@ -3,8 +3,8 @@
 v-prediction preconditioning), each preceded by its VAE, all through `transformers.Trainer`.
 
 Simplification (stated in the README): the VAEs are trained here as plain autoencoders on the synthetic frames
-(MSE + a small KL term) instead of being taken from SDXL / SVD, and their `scaling_factor` is set to
-`1 / std` of the training latents afterwards.
+(foreground-weighted MSE + a small KL term) instead of being taken from SDXL / SVD, and their `scaling_factor` is
+set to `1 / std` of the training latents afterwards.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from .stages import TensorRows, run_trainer, stack_collate
 
 CONDITION_DROPOUT = 0.1
 KL_WEIGHT = 1e-6
+FOREGROUND_WEIGHT = 10.0
 # (steps, batch size, learning rate) of each training run, before `--scale`
-KEYFRAME_VAE_SCHEDULE = (300, 8, 2e-3)
-KEYFRAME_UNET_SCHEDULE = (700, 8, 1e-3)
-VIDEO_VAE_SCHEDULE = (1000, 1, 2e-3)
-VIDEO_UNET_SCHEDULE = (1000, 4, 1e-3)
+KEYFRAME_VAE_SCHEDULE = (1500, 8, 2e-3)
+KEYFRAME_UNET_SCHEDULE = (6000, 16, 1e-3)
+VIDEO_VAE_SCHEDULE = (1800, 1, 2e-3)
+VIDEO_UNET_SCHEDULE = (1800, 4, 1e-3)
 
 
 def to_unit_range(frames: torch.Tensor) -> torch.Tensor:
@@ -33,12 +34,18 @@ def to_unit_range(frames: torch.Tensor) -> torch.Tensor:
 
 
 class AutoencoderTraining(nn.Module):
-    """MSE reconstruction + a small KL term; `num_frames` > 1 feeds the temporal decoder consecutive frames."""
+    """Foreground-weighted MSE reconstruction + a small KL term; `num_frames` > 1 feeds the temporal decoder
+    consecutive frames.
 
-    def __init__(self, vae: nn.Module, num_frames: int | None = None):
+    Pixels that differ from the frame's border colour (the shape) weigh `1 + FOREGROUND_WEIGHT` times a background
+    pixel: with a plain MSE the shape is a few percent of the pixels, and the small VAEs learned to draw it in the
+    average palette colour (the video VAE kept the colour of 29 % of the clips, 96 % with the weighting)."""
+
+    def __init__(self, vae: nn.Module, num_frames: int | None = None, foreground_weight: float = FOREGROUND_WEIGHT):
         super().__init__()
         self.vae = vae
         self.num_frames = num_frames
+        self.foreground_weight = foreground_weight
 
     def forward(self, frames):
         pixels = to_unit_range(frames.flatten(0, 1) if self.num_frames else frames)
@@ -46,7 +53,17 @@ class AutoencoderTraining(nn.Module):
         latents = posterior.sample()
         kwargs = {"num_frames": self.num_frames} if self.num_frames else {}
         reconstruction = self.vae.decode(latents, **kwargs).sample
-        return {"loss": F.mse_loss(reconstruction, pixels) + KL_WEIGHT * posterior.kl().mean()}
+        weight = 1.0 + self.foreground_weight * foreground_mask(pixels)
+        loss = (weight * (reconstruction - pixels) ** 2).mean() / weight.mean()
+        return {"loss": loss + KL_WEIGHT * posterior.kl().mean()}
+
+
+def foreground_mask(pixels: torch.Tensor, threshold: float = 0.2) -> torch.Tensor:
+    """`[N, 3, H, W]` in [-1, 1] -> `[N, 1, H, W]`, 1 where a pixel differs from the median border colour of its
+    frame by more than `threshold` in some channel (0.2 ~ 25 grey levels)."""
+    border = torch.cat([pixels[..., 0, :], pixels[..., -1, :], pixels[..., :, 0], pixels[..., :, -1]], dim=-1)
+    background = border.median(dim=-1).values[..., None, None]
+    return ((pixels - background).abs().amax(dim=1, keepdim=True) > threshold).to(pixels.dtype)
 
 
 @torch.no_grad()
@@ -90,9 +107,14 @@ class VideoDiffusionTraining(nn.Module):
     scaled by `1 / sqrt(sigma^2 + 1)`, v-prediction turned into the denoised latents, loss weighted by
     `(sigma^2 + 1) / sigma^2`. Conditions: keyframe latents (VAE mode, unscaled, as the pipeline feeds them),
     the motion field on the latent grid, and its encoder features; all three zeroed together with probability
-    `CONDITION_DROPOUT` (the pipeline's unconditional branch)."""
+    `CONDITION_DROPOUT` (the pipeline's unconditional branch).
 
-    def __init__(self, unet, motion_encoder, p_mean: float = 0.0, p_std: float = 1.2, fps: int = 6,
+    `ln sigma ~ N(1.0, 1.6)` rather than N(0, 1.2): the sampler starts at sigma 700 and the layout of the clip (where
+    the shape is, which way it goes) is settled at high noise; with N(0, 1.2) only ~3 % of the training draws had
+    sigma > 10 and the miniature's UNet ignored the keyframe and the motion there (from ground-truth keyframes and
+    motion, 7 of 12 clips went the right way; 12 of 12 with the shift and the foreground-weighted VAE)."""
+
+    def __init__(self, unet, motion_encoder, p_mean: float = 1.0, p_std: float = 1.6, fps: int = 6,
                  motion_bucket_id: int = 127, noise_aug_strength: float = 0.02):
         super().__init__()
         self.unet = unet

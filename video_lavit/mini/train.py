@@ -14,7 +14,8 @@ Stages (each trained with `transformers.Trainer`; results are cached under ``DIR
 3. keyframe tokenizer (token merger + VQ reconstructing the standardised encoder features);
 4. language model on joint sequences, both directions (caption -> keyframe + motion tokens; video + question ->
    answer); the ViT and merger stay frozen, `feature_projection` (vit_proj) trains with the LLM;
-5. keyframe detokenizer (AutoencoderKL, then keyframe decoder + UNet2DConditionModel with the DDPM loss);
+5. keyframe detokenizer (AutoencoderKL, then keyframe decoder + UNet2DConditionModel with the DDPM loss, on the
+   training keyframes plus freshly rendered scenes);
 6. video detokenizer (temporal-decoder VAE, then motion encoder + spatio-temporal UNet with the EDM loss).
 
 With ``--jobs 2`` (the default) stage 6 runs in a second process, beside stages 4-5.
@@ -57,9 +58,10 @@ from .stages import (
 )
 
 SEED = 0
-TRAIN_VIDEOS = 800
+TRAIN_VIDEOS = 1600
 TRAIN_DATA_SEED = 1
 QUESTIONS_PER_VIDEO = 2
+TEXT_TO_VIDEO_REPEATS = 3
 STAGES = ("language_model", "keyframe", "video")
 
 
@@ -173,6 +175,26 @@ def render_pretraining_keyframes(processor, num: int, seed: int) -> dict:
             "cover": torch.stack(cover)}
 
 
+DETOKENIZER_KEYFRAMES = 6000
+DETOKENIZER_DATA_SEED = 3
+
+
+def render_keyframe_pairs(processor, model, num: int, seed: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """First frames of fresh random scenes as keyframe-detokenizer training pairs: their visual codes (the scene at
+    its own resolution through the image processor and the trained keyframe tokenizer), ``num`` tensors ``[16]``,
+    and the 64-px target ``[num, 64, 64, 3]`` uint8."""
+    from PIL import Image
+
+    from .data import random_scene
+
+    rng = np.random.default_rng(seed)
+    specs = [random_scene(rng) for _ in range(num)]
+    images = [Image.fromarray(render_frames(spec, [0.0])[0]) for spec in specs]
+    pixel_values = processor.image_processor(images, return_tensors="pt")["pixel_values"]
+    targets = np.stack([render_frames(spec, [0.0], KEYFRAME_SIZE, KEYFRAME_SIZE)[0] for spec in specs])
+    return tokenize_keyframes(model, pixel_values), torch.from_numpy(targets)
+
+
 def train_visual_encoder(model, processor, work: Path, scale: float, log: dict) -> None:
     tok = model.model.visual_tokenizer
     module = VisualEncoderPretraining(tok.vision_model, tok.config.hidden_size, len(COLOURS), len(SHAPES))
@@ -242,10 +264,12 @@ def train_language_model(model, data, keyframe_codes, motion_codes, work: Path, 
             })
         if not data["full"][i]:
             continue
-        # text -> video (one clip from frame 0); every fourth sample also without text, the CFG's unconditional
-        # branch
-        features.append({"text_ids": data["caption_ids"][i], "keyframe_codes": [keyframe_codes[first]],
-                         "motion_codes": motion_codes[first : first + 1]})
+        # text -> video (one clip from frame 0), repeated: a video gives one such sample but two questions, and
+        # with a single copy the generated motion went the captioned way less often; every fourth sample also
+        # without text, the CFG's unconditional branch
+        for _ in range(TEXT_TO_VIDEO_REPEATS):
+            features.append({"text_ids": data["caption_ids"][i], "keyframe_codes": [keyframe_codes[first]],
+                             "motion_codes": motion_codes[first : first + 1]})
         if i % 4 == 0:
             features.append({"text_ids": torch.zeros(0, dtype=torch.long), "keyframe_codes": [keyframe_codes[first]],
                              "motion_codes": motion_codes[first : first + 1]})
@@ -362,7 +386,8 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     work = out / "stages"
     work.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    # two threads (the 2-core budget) unless OMP_NUM_THREADS says otherwise; the --jobs 2 child runs with one
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     seed_everything(SEED)
     log_path = out / args.log_file
     # a resumed run adds its stages to the earlier run's record
@@ -418,25 +443,35 @@ def main(argv: list[str] | None = None) -> dict:
         model.eval().save_pretrained(llm_dir)
         lap("language_model")
 
-    def detokenizer(stage: str, build, train, codes) -> dict:
-        """The stage's components: loaded when a previous run trained them, else built and, if asked, trained."""
+    def detokenizer(stage: str, build, train, inputs) -> dict:
+        """The stage's components: loaded when a previous run trained them, else built and, if asked, trained on
+        `inputs()` (`(data, codes)`, only computed when the stage trains)."""
         folder = work / f"{stage}_trained"
+        # seeded before building, so a resumed run initialises the components as an uninterrupted one
+        seed_everything(SEED)
         components = _cached_components(folder, build)
         if stage in stages and not folder.is_dir():
+            stage_data, codes = inputs()
             seed_everything(SEED)
-            train(components, model, data, codes, work, args.scale, log, SEED)
+            train(components, model, stage_data, codes, work, args.scale, log, SEED)
             _save_components(components, folder)
             lap(f"{stage}_detokenizer")
         return components
 
     from .detokenizers import train_keyframe_detokenizer, train_video_detokenizer
 
-    keyframe = detokenizer("keyframe", build_keyframe_components, train_keyframe_detokenizer,
-                           generation_keyframe_codes)
+    def keyframe_inputs():
+        # the training videos' keyframes plus fresh rendered scenes: the UNet needs far more than a few hundred
+        # (code, image) pairs to learn where the shape is and what it looks like
+        codes, frames = render_keyframe_pairs(processor, model, DETOKENIZER_KEYFRAMES, DETOKENIZER_DATA_SEED)
+        return {"keyframe": torch.cat([data["keyframe"], frames])}, generation_keyframe_codes + codes
+
+    keyframe = detokenizer("keyframe", build_keyframe_components, train_keyframe_detokenizer, keyframe_inputs)
     if video_job is not None:
         _finish_video_job(video_job, out, log)
         clock = time.perf_counter()  # the wait is not a stage of its own (wall_seconds has it)
-    video = detokenizer("video", build_video_components, train_video_detokenizer, generation_motion_codes)
+    video = detokenizer("video", build_video_components, train_video_detokenizer,
+                        lambda: (data, generation_motion_codes))
     if args.no_assemble or not llm_dir.is_dir():
         log_path.write_text(json.dumps(log, indent=1))
         if not llm_dir.is_dir():
