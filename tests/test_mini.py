@@ -257,7 +257,7 @@ def test_shipped_model_answers_about_a_fresh_video(understanding):
         assert words[-4:-1] == [colour, shape, "moves"] and words[-1] in DIRECTIONS, answers
         assert sum(c in words for c in COLOURS) == 1, answers
         right_direction += words[-1] == direction
-    # direction is right for ~93 % of such videos in the evaluation (README); the MPEG-2 red circle here is a miss
+    # direction is right for ~97 % of such videos in the evaluation (README); one miss in four is allowed
     assert right_direction >= 3, answers
 
 
