@@ -218,6 +218,45 @@ def test_foreground_mask_and_weighted_reconstruction_loss():
     assert float(plain) == pytest.approx(float(plain_background), rel=1e-3)
 
 
+def test_keyframe_diffusion_loss_targets_the_schedulers_prediction_type():
+    from diffusers import DDIMScheduler
+
+    from video_lavit.mini.detokenizers import KeyframeDiffusionTraining
+    from video_lavit.modeling.modeling_keyframe_decoder import VideoLavitKeyframeDecoderOutput
+
+    class Decoder(torch.nn.Module):
+        def forward(self, codes):
+            return VideoLavitKeyframeDecoderOutput(torch.ones(len(codes), 4, 8), torch.ones(len(codes), 8))
+
+    class Oracle(torch.nn.Module):
+        """Returns the exact target of `kind`, recovered from the noisy input it is given."""
+
+        def __init__(self, alphas_cumprod, latents, kind):
+            super().__init__()
+            self.alphas_cumprod, self.latents, self.kind = alphas_cumprod, latents, kind
+
+        def forward(self, noisy, t, **kwargs):
+            a = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+            noise = (noisy - a.sqrt() * self.latents) / (1 - a).sqrt()
+            target = noise if self.kind == "epsilon" else a.sqrt() * noise - (1 - a).sqrt() * self.latents
+            return type("Out", (), {"sample": target})
+
+    latents = torch.randn(3, 4, 8, 8)
+    codes = torch.zeros(3, 16, dtype=torch.long)
+    losses = {}
+    for prediction_type in ("epsilon", "v_prediction"):
+        scheduler = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                                  prediction_type=prediction_type)
+        for kind in ("epsilon", "v_prediction"):
+            module = KeyframeDiffusionTraining(Decoder(), Oracle(scheduler.alphas_cumprod, latents, kind), scheduler)
+            torch.manual_seed(0)
+            losses[prediction_type, kind] = float(module(latents, codes)["loss"])
+    assert losses["epsilon", "epsilon"] < 1e-8 and losses["v_prediction", "v_prediction"] < 1e-8
+    assert losses["epsilon", "v_prediction"] > 0.1 and losses["v_prediction", "epsilon"] > 0.1
+    with pytest.raises(ValueError, match="prediction_type"):
+        KeyframeDiffusionTraining(Decoder(), Oracle(None, None, None), DDIMScheduler(prediction_type="sample"))
+
+
 @pytest.fixture(scope="module")
 def understanding():
     from transformers import AutoModelForImageTextToText, AutoProcessor

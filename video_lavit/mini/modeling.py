@@ -118,7 +118,7 @@ def build_keyframe_components() -> dict:
     )
     scheduler = DDIMScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False,
-        steps_offset=1, timestep_spacing="leading",
+        steps_offset=1, timestep_spacing="leading", prediction_type="v_prediction",
     )
     return dict(keyframe_decoder=decoder, keyframe_unet=unet, keyframe_vae=vae, keyframe_scheduler=scheduler)
 
