@@ -1,6 +1,6 @@
 # Copyright 2026 The Video-LaVIT reimplementation authors. Apache-2.0.
-"""Training of the miniature's two detokenizers (keyframe: DDPM epsilon loss; video: SVD's EDM loss with
-v-prediction preconditioning), each preceded by its VAE, all through `transformers.Trainer`.
+"""Training of the miniature's two detokenizers (keyframe: DDPM loss with a v-prediction target; video: SVD's EDM
+loss with v-prediction preconditioning), each preceded by its VAE, all through `transformers.Trainer`.
 
 Simplification (stated in the README): the VAEs are trained here as plain autoencoders on the synthetic frames
 (foreground-weighted MSE + a small KL term) instead of being taken from SDXL / SVD, and their `scaling_factor` is
