@@ -25,10 +25,10 @@ FOREGROUND_WEIGHT = 10.0
 KEYFRAME_VAE_SCHEDULE = (1500, 8, 2e-3)
 KEYFRAME_UNET_SCHEDULE = (6000, 16, 1e-3)
 VIDEO_VAE_SCHEDULE = (1800, 2, 2e-3)
+VIDEO_UNET_SCHEDULE = (1800, 4, 1e-3)
 # frames per video-VAE training sample: 2 clips of 4 frames per step rather than 1 of 8 (same cost) -- one scene
 # per step left the VAE keeping the colour of 75 % of held-out clips; two, 100 % in half the steps
 VIDEO_VAE_CHUNK = 4
-VIDEO_UNET_SCHEDULE = (1800, 4, 1e-3)
 
 
 def to_unit_range(frames: torch.Tensor) -> torch.Tensor:
@@ -91,8 +91,8 @@ class KeyframeDiffusionTraining(nn.Module):
         super().__init__()
         self.decoder = decoder
         self.unet = unet
-        self.register_buffer("alphas_cumprod", scheduler.alphas_cumprod.clone().float(), persistent=False)
-        self.num_train_timesteps = scheduler.config.num_train_timesteps
+        # noising and the v target come from the scheduler the pipeline samples with
+        self.scheduler = scheduler
         self.prediction_type = scheduler.config.prediction_type
         if self.prediction_type not in ("epsilon", "v_prediction"):
             raise ValueError(f"prediction_type must be 'epsilon' or 'v_prediction', got {self.prediction_type!r}")
@@ -103,15 +103,14 @@ class KeyframeDiffusionTraining(nn.Module):
         keep = (torch.rand(batch) > CONDITION_DROPOUT).float()
         prompt = out.prompt_embeds * keep[:, None, None]
         pooled = out.pooled_prompt_embeds * keep[:, None]
-        t = torch.randint(0, self.num_train_timesteps, (batch,))
+        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (batch,))
         noise = torch.randn_like(latents)
-        a = self.alphas_cumprod[t].view(-1, 1, 1, 1)
-        noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
+        noisy = self.scheduler.add_noise(latents, noise, t)
         size = float(KEYFRAME_SIZE)
         time_ids = torch.tensor([[size, size, 0.0, 0.0, size, size]]).repeat(batch, 1)
         pred = self.unet(noisy, t, encoder_hidden_states=prompt,
                          added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids}).sample
-        target = noise if self.prediction_type == "epsilon" else a.sqrt() * noise - (1 - a).sqrt() * latents
+        target = noise if self.prediction_type == "epsilon" else self.scheduler.get_velocity(latents, noise, t)
         return {"loss": F.mse_loss(pred, target)}
 
 
