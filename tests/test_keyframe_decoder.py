@@ -198,3 +198,31 @@ def test_fresh_decoder_gives_each_query_its_own_output():
     codes = torch.arange(8)[None]
     swapped = codes.flip(1)
     assert not torch.allclose(model(codes=codes).prompt_embeds, model(codes=swapped).prompt_embeds, atol=1e-6)
+
+
+def test_spatial_code_map_lays_codebook_rows_on_the_patch_grid():
+    decoder = tiny_decoder()
+    codes = torch.tensor([[3, 7, 11, 49], [0, 1, 2, 3]])
+    grid = decoder.spatial_code_map(codes, (4, 6))
+    assert grid.shape == (2, TINY["code_dim"], 4, 6)
+    rows = decoder.codebook.weight.detach()
+    for image in range(2):
+        for k, code in enumerate(codes[image].tolist()):
+            i, j = divmod(k, 2)
+            cell = grid[image, :, 2 * i : 2 * i + 2, 3 * j : 3 * j + 3]
+            torch.testing.assert_close(cell, rows[code][:, None, None].expand_as(cell))
+    assert torch.equal(decoder.spatial_code_map([c for c in codes], (4, 6)), grid)
+
+
+@pytest.mark.parametrize(
+    "codes, size, match",
+    [
+        (torch.tensor([[1, 2, 3, 4, 5, 6]]), (6, 6), "square grid .* got 6 codes"),
+        ([torch.tensor([1, 2, 3, 4]), torch.tensor([1])], (4, 4), "same number of codes"),
+        (torch.tensor([[1, 2, 3, 4]]), (3, 4), "not a multiple of the 2x2 code grid"),
+        (torch.tensor([[1, 2, 3, 50]]), (4, 4), r"lie in \[0, 50\)"),
+    ],
+)
+def test_spatial_code_map_rejects_codes_without_a_grid(codes, size, match):
+    with pytest.raises(ValueError, match=match):
+        tiny_decoder().spatial_code_map(codes, size)

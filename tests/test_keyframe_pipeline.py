@@ -349,3 +349,53 @@ def test_conversion_passes_the_pooler_head_count_through(tmp_path):
         expected = decoder(codes=CODES).pooled_prompt_embeds
         torch.testing.assert_close(reloaded(codes=CODES).pooled_prompt_embeds, expected, rtol=0, atol=0)
         assert not torch.allclose(default.keyframe_decoder.eval()(codes=CODES).pooled_prompt_embeds, expected)
+
+
+def spatial_components(seed=0):
+    """The UNet also reads the codes on their patch grid: in_channels = 4 latent + code_dim."""
+    components = tiny_components(seed)
+    config = dict(components["unet"].config)
+    config["in_channels"] = 4 + DECODER["code_dim"]
+    torch.manual_seed(seed)
+    components["unet"] = UNet2DConditionModel.from_config(config).eval()
+    return components
+
+
+def test_spatial_code_map_is_concatenated_to_the_latents():
+    pipe = VideoLavitKeyframePipeline(**spatial_components())
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.uses_code_map
+    inputs = []
+    pipe.unet.register_forward_pre_hook(lambda module, args: inputs.append(args[0].clone()))
+    codes = [torch.tensor([1, 5, 9, 13]), torch.tensor([2, 4, 8, 16])]
+    images = run(pipe, codes=codes, guidance_scale=2.0)
+    assert images.shape == (2, 64, 64, 3)
+    expected = pipe.keyframe_decoder.spatial_code_map(codes, (8, 8))
+    assert len(inputs) == 2
+    for x in inputs:
+        assert x.shape == (4, 4 + DECODER["code_dim"], 8, 8)
+        assert torch.equal(x[:2, 4:], torch.zeros_like(expected))  # the unconditional half
+        torch.testing.assert_close(x[2:, 4:], expected)
+    # moving one code on the grid changes the image even though the same codes are drawn
+    swapped = [torch.tensor([5, 1, 9, 13]), codes[1]]
+    assert np.abs(run(pipe, codes=swapped, guidance_scale=2.0)[0] - images[0]).max() > 1e-4
+    np.testing.assert_array_equal(run(pipe, codes=codes, guidance_scale=2.0), images)
+
+
+def test_spatial_unet_needs_codes_on_a_grid():
+    pipe = VideoLavitKeyframePipeline(**spatial_components())
+    pipe.set_progress_bar_config(disable=True)
+    embeds = pipe.encode_codes([torch.tensor([1, 2, 3, 4])], torch.device("cpu"))
+    with pytest.raises(ValueError, match="reads the codes on the patch grid"):
+        pipe(prompt_embeds=embeds[0], pooled_prompt_embeds=embeds[1], num_inference_steps=1)
+    with pytest.raises(ValueError, match="square grid"):
+        run(pipe, codes=[torch.tensor([1, 2, 3])])
+
+
+def test_unet_channels_must_fit_the_vae_and_the_code_map():
+    components = tiny_components()
+    config = dict(components["unet"].config)
+    config["in_channels"] = 4 + 3
+    components["unet"] = UNet2DConditionModel.from_config(config)
+    with pytest.raises(ValueError, match="in/out channels 7/4 fit neither the VAE's 4 latent channels"):
+        VideoLavitKeyframePipeline(**components)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from types import SimpleNamespace
 
 import av
 import numpy as np
@@ -231,6 +232,8 @@ def test_keyframe_diffusion_loss_targets_the_schedulers_prediction_type():
     class Oracle(torch.nn.Module):
         """Returns the exact target of `kind`, recovered from the noisy input it is given."""
 
+        config = SimpleNamespace(in_channels=4)
+
         def __init__(self, alphas_cumprod, latents, kind):
             super().__init__()
             self.alphas_cumprod, self.latents, self.kind = alphas_cumprod, latents, kind
@@ -255,6 +258,37 @@ def test_keyframe_diffusion_loss_targets_the_schedulers_prediction_type():
     assert losses["epsilon", "v_prediction"] > 0.1 and losses["v_prediction", "epsilon"] > 0.1
     with pytest.raises(ValueError, match="prediction_type"):
         KeyframeDiffusionTraining(Decoder(), Oracle(None, None, None), DDIMScheduler(prediction_type="sample"))
+
+
+def test_keyframe_diffusion_feeds_the_code_map_and_drops_it_with_the_other_conditions():
+    from diffusers import DDIMScheduler
+
+    from video_lavit.mini import detokenizers
+    from video_lavit.modeling.modeling_keyframe_decoder import VideoLavitKeyframeDecoder
+
+    decoder = VideoLavitKeyframeDecoder(
+        codebook_size=10, code_dim=3, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8,
+        num_queries=4, feature_dim=8, prompt_embed_dims=(4, 4), pooled_embed_dim=4, pooler_num_heads=2,
+    )
+    seen = {}
+
+    class Recorder(torch.nn.Module):
+        config = SimpleNamespace(in_channels=4 + 3)
+
+        def forward(self, noisy, t, encoder_hidden_states, **kwargs):
+            seen.update(noisy=noisy, prompt=encoder_hidden_states)
+            return SimpleNamespace(sample=noisy[:, :4])
+
+    scheduler = DDIMScheduler(prediction_type="v_prediction")
+    module = detokenizers.KeyframeDiffusionTraining(decoder, Recorder(), scheduler)
+    codes = torch.tensor([[1, 2, 3, 4]] * 64)
+    torch.manual_seed(0)
+    module(torch.randn(64, 4, 6, 6), codes)
+    expected = decoder.spatial_code_map(codes[:1], (6, 6))[0]
+    kept = seen["prompt"].flatten(1).abs().sum(1) > 0
+    assert 0 < int((~kept).sum()) < 20  # CONDITION_DROPOUT = 0.1 of 64
+    for i in range(64):
+        torch.testing.assert_close(seen["noisy"][i, 4:], expected if kept[i] else torch.zeros_like(expected))
 
 
 @pytest.fixture(scope="module")

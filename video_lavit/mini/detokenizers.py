@@ -85,7 +85,10 @@ class KeyframeDiffusionTraining(nn.Module):
 
     The miniature uses v-prediction: with an epsilon target the loss barely depends on the image at high noise,
     where the sampler settles what is drawn, and after 1500 steps the keyframe had the right colour for 22 % of
-    held-out scenes (88 % with v-prediction, same steps)."""
+    held-out scenes (88 % with v-prediction, same steps).
+
+    A UNet with more input than output channels also reads the codes on the patch grid
+    (`decoder.spatial_code_map`, dropped together with the other conditions), as the pipeline feeds them."""
 
     def __init__(self, decoder, unet, scheduler):
         super().__init__()
@@ -106,6 +109,9 @@ class KeyframeDiffusionTraining(nn.Module):
         t = torch.randint(0, self.scheduler.config.num_train_timesteps, (batch,))
         noise = torch.randn_like(latents)
         noisy = self.scheduler.add_noise(latents, noise, t)
+        if self.unet.config.in_channels > latents.shape[1]:
+            code_map = self.decoder.spatial_code_map(codes, tuple(latents.shape[-2:]))
+            noisy = torch.cat([noisy, code_map * keep[:, None, None, None]], dim=1)
         size = float(KEYFRAME_SIZE)
         time_ids = torch.tensor([[size, size, 0.0, 0.0, size, size]]).repeat(batch, 1)
         pred = self.unet(noisy, t, encoder_hidden_states=prompt,

@@ -7,7 +7,8 @@ Every component is the project's own class at a small config:
 * motion clips at the released 24 frames but an 8 x 8 motion grid -> a 3 x 2 x 2 token grid (12 motion tokens per
   clip), 32 motion codes;
 * a 3-layer, 128-wide Llama over a tokenizer holding the dataset's words;
-* keyframe detokenizer at 64 x 64 px (AutoencoderKL with a 4x down-sampling, small SDXL-layout UNet);
+* keyframe detokenizer at 64 x 64 px (AutoencoderKL with a 4x down-sampling, small SDXL-layout UNet that also reads
+  the codes laid out on the 4 x 4 patch grid as 16 extra input channels);
 * video detokenizer at 64 x 64 px, 24 frames (temporal-decoder VAE with 8x down-sampling, small SVD-style UNet).
 """
 
@@ -33,6 +34,7 @@ IMAGE_SIZE = 32
 PATCH_SIZE = 8
 NUM_PATCHES = (IMAGE_SIZE // PATCH_SIZE) ** 2
 VISUAL_CODES = 64
+VISUAL_CODE_DIM = 16
 MOTION_SIZE = 8
 MOTION_CODES = 32
 HIDDEN = 128
@@ -65,7 +67,7 @@ def build_language_model(text_vocab_size: int) -> VideoLavitForConditionalGenera
     visual = dict(
         image_size=IMAGE_SIZE, patch_size=PATCH_SIZE, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
         intermediate_size=128, clip_projection_dim=16, merger_num_hidden_layers=1, merger_num_attention_heads=4,
-        merger_intermediate_size=128, codebook_size=VISUAL_CODES, code_dim=16, projection_dim=HIDDEN,
+        merger_intermediate_size=128, codebook_size=VISUAL_CODES, code_dim=VISUAL_CODE_DIM, projection_dim=HIDDEN,
     )
     motion = dict(
         height=MOTION_SIZE, width=MOTION_SIZE, hidden_size=32, num_attention_heads=2,
@@ -98,13 +100,16 @@ def keep_all_patches(visual_tokenizer) -> None:
 
 def build_keyframe_components() -> dict:
     decoder = VideoLavitKeyframeDecoder(
-        codebook_size=VISUAL_CODES, code_dim=16, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        codebook_size=VISUAL_CODES, code_dim=VISUAL_CODE_DIM, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
         intermediate_size=128, num_queries=NUM_PATCHES, feature_dim=64, prompt_embed_dims=DECODER_PROMPT_DIMS,
         pooled_embed_dim=DECODER_POOLED_DIM, pooler_num_heads=4,
     )
     latent = KEYFRAME_SIZE // 4
+    # the codes on their patch grid as extra input channels: through cross-attention alone the small UNet did not
+    # learn where each code belongs (blob centre a median 23 px off after 1500 steps from ground-truth codes; 7 px
+    # with the code map, same steps)
     unet = UNet2DConditionModel(
-        sample_size=latent, in_channels=4, out_channels=4, layers_per_block=1,
+        sample_size=latent, in_channels=4 + VISUAL_CODE_DIM, out_channels=4, layers_per_block=1,
         block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), attention_head_dim=(4, 8), norm_num_groups=8,
         use_linear_projection=True, transformer_layers_per_block=(1, 1),

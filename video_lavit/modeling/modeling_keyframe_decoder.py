@@ -306,6 +306,37 @@ class VideoLavitKeyframeDecoder(ModelMixin, ConfigMixin):
             mask[i, : len(vec)] = 1
         return padded, mask
 
+    def spatial_code_map(
+        self, codes: torch.LongTensor | Sequence[torch.LongTensor], size: tuple[int, int]
+    ) -> torch.FloatTensor:
+        r"""
+        Codebook vectors laid out on the square patch grid, nearest-upsampled to `size`: the spatial condition of a
+        keyframe UNet whose `in_channels` are its latent channels plus `code_dim`.
+
+        Only defined when every patch of the image was kept (`K = g * g` codes in raster order, as in the miniature
+        of `video_lavit.mini`); the released model prunes patches, so its codes have no grid.
+
+        Args:
+            codes (`list[torch.LongTensor]` of shapes `[K]`, or `torch.LongTensor` of shape `(B, K)`).
+            size (`tuple[int, int]`): `(height, width)` of the latents, multiples of the grid side `g`.
+
+        Returns:
+            `torch.FloatTensor` of shape `(B, code_dim, height, width)`.
+        """
+        padded, mask = self.pad_code_embeddings(codes=codes)
+        lengths = set(mask.sum(dim=1).long().tolist())
+        if len(lengths) != 1 or not bool(mask.all()):
+            raise ValueError(f"a spatial code map needs the same number of codes for every image, got {sorted(lengths)}")
+        count = padded.shape[1]
+        side = int(round(count**0.5))
+        if side * side != count:
+            raise ValueError(f"a spatial code map needs a square grid of codes (every patch kept), got {count} codes")
+        height, width = size
+        if height % side or width % side:
+            raise ValueError(f"latent size {height}x{width} is not a multiple of the {side}x{side} code grid")
+        grid = padded.transpose(1, 2).reshape(len(padded), -1, side, side)
+        return F.interpolate(grid, size=(height, width), mode="nearest")
+
     # ----------------------------------------------------------------------------------------------------------
 
     def forward(

@@ -83,7 +83,10 @@ class VideoLavitKeyframePipeline(DiffusionPipeline):
 
     Args:
         keyframe_decoder ([`VideoLavitKeyframeDecoder`]): codes -> `prompt_embeds` / `pooled_prompt_embeds`.
-        unet ([`UNet2DConditionModel`]): SDXL layout, `addition_embed_type="text_time"`.
+        unet ([`UNet2DConditionModel`]): SDXL layout, `addition_embed_type="text_time"`. Its `in_channels` are the
+            VAE's latent channels (the released model), or those plus the decoder's `code_dim`: then the codes,
+            laid out on the patch grid (`VideoLavitKeyframeDecoder.spatial_code_map`), are concatenated to the
+            latents at every step, as SVD concatenates its image latents (the miniature of `video_lavit.mini`).
         vae ([`AutoencoderKL`]): the SDXL VAE.
         scheduler ([`DDIMScheduler`] or [`EulerAncestralDiscreteScheduler`]): as shipped in the checkpoint.
         visual_token_offset (`int`, defaults to 32002): LLM id of visual code 0.
@@ -110,16 +113,24 @@ class VideoLavitKeyframePipeline(DiffusionPipeline):
             image_start_token_id=image_start_token_id,
             image_end_token_id=image_end_token_id,
         )
-        self._check_component_sizes(keyframe_decoder, unet)
+        self._check_component_sizes(keyframe_decoder, unet, vae)
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1) if vae is not None else 8
         # The original resizes the previous clip's last frame with PIL bicubic before re-noising it.
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor, resample="bicubic")
 
     @staticmethod
-    def _check_component_sizes(decoder, unet):
-        """The decoder's outputs must be the UNet's context width and the text part of its `text_time` input."""
+    def _check_component_sizes(decoder, unet, vae=None):
+        """The decoder's outputs must be the UNet's context width and the text part of its `text_time` input; the
+        UNet's input channels the VAE's latent channels, plus `code_dim` for a spatial code map."""
         if decoder is None or unet is None:
             return
+        if vae is not None:
+            latent, extra = vae.config.latent_channels, unet.config.in_channels - vae.config.latent_channels
+            if unet.config.out_channels != latent or extra not in (0, decoder.config.code_dim):
+                raise ValueError(
+                    f"unet in/out channels {unet.config.in_channels}/{unet.config.out_channels} fit neither the VAE's "
+                    f"{latent} latent channels nor those plus the decoder's code_dim {decoder.config.code_dim}"
+                )
         context = sum(decoder.config.prompt_embed_dims)
         if unet.config.cross_attention_dim != context:
             raise ValueError(
@@ -134,6 +145,11 @@ class VideoLavitKeyframePipeline(DiffusionPipeline):
                 f"pooled width {decoder.config.pooled_embed_dim} + 6 time ids x {unet.config.addition_time_embed_dim}"
             )
 
+    @property
+    def uses_code_map(self) -> bool:
+        """Whether the UNet also takes the codes laid out on the patch grid as extra input channels."""
+        return self.unet.config.in_channels > self.unet.config.out_channels
+
     # ----------------------------------------------------------------------------------------------------------
 
     def check_inputs(self, codes, image_token_ids, prompt_embeds, pooled_prompt_embeds, height, width,
@@ -145,6 +161,8 @@ class VideoLavitKeyframePipeline(DiffusionPipeline):
             raise ValueError(f"pass exactly one of `codes`, `image_token_ids` or `prompt_embeds`, got {given or 'none'}")
         if (prompt_embeds is None) != (pooled_prompt_embeds is None):
             raise ValueError("`prompt_embeds` and `pooled_prompt_embeds` must be given together")
+        if prompt_embeds is not None and self.uses_code_map:
+            raise ValueError("this keyframe UNet also reads the codes on the patch grid; pass `codes` or `image_token_ids`")
         if prompt_embeds is not None:
             width_ = self.unet.config.cross_attention_dim
             if prompt_embeds.ndim != 3 or prompt_embeds.shape[-1] != width_:
@@ -178,7 +196,7 @@ class VideoLavitKeyframePipeline(DiffusionPipeline):
         return prompt_embeds, pooled
 
     def prepare_latents(self, batch_size, height, width, dtype, device, generator, latents=None):
-        shape = (batch_size, self.unet.config.in_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
+        shape = (batch_size, self.unet.config.out_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
         if isinstance(generator, list) and len(generator) != batch_size:
             raise ValueError(f"got {len(generator)} generators for a batch of {batch_size} images")
         if latents is None:
@@ -296,8 +314,13 @@ class VideoLavitKeyframePipeline(DiffusionPipeline):
                 image_token_ids, self.keyframe_decoder.config.codebook_size, self.config.visual_token_offset,
                 self.config.image_start_token_id, self.config.image_end_token_id,
             )
+        code_map = None
         if codes is not None:
             prompt_embeds, pooled_prompt_embeds = self.encode_codes(codes, device, num_images_per_prompt)
+            if self.uses_code_map:
+                size = (height // self.vae_scale_factor, width // self.vae_scale_factor)
+                code_map = self.keyframe_decoder.spatial_code_map(_as_sequences(codes, "codes"), size)
+                code_map = code_map.repeat_interleave(num_images_per_prompt, dim=0).to(device, self.unet.dtype)
         else:
             prompt_embeds = prompt_embeds.repeat_interleave(num_images_per_prompt, dim=0).to(device)
             pooled_prompt_embeds = pooled_prompt_embeds.repeat_interleave(num_images_per_prompt, dim=0).to(device)
@@ -329,6 +352,8 @@ class VideoLavitKeyframePipeline(DiffusionPipeline):
             prompt_embeds = torch.cat([torch.zeros_like(prompt_embeds), prompt_embeds])
             add_text_embeds = torch.cat([torch.zeros_like(add_text_embeds), add_text_embeds])
             add_time_ids = torch.cat([add_time_ids, add_time_ids])
+            if code_map is not None:
+                code_map = torch.cat([torch.zeros_like(code_map), code_map])
 
         # 6. Denoising loop
         self._num_timesteps = len(timesteps)
@@ -336,6 +361,8 @@ class VideoLavitKeyframePipeline(DiffusionPipeline):
             for i, t in enumerate(timesteps):
                 latent_model_input = torch.cat([latents] * 2) if self.do_classifier_free_guidance else latents
                 latent_model_input = self.scheduler.scale_model_input(latent_model_input, t)
+                if code_map is not None:
+                    latent_model_input = torch.cat([latent_model_input, code_map], dim=1)
                 noise_pred = self.unet(
                     latent_model_input,
                     t,
