@@ -348,7 +348,7 @@ def test_shipped_pipeline_generates_a_moving_blob():
 
 @requires_model
 def test_shipped_pipeline_generates_the_prompted_colour():
-    # the colour is right for 90 % of evaluation prompts (README); this prompt and seed are one of the hits
+    # the colour is right for 97.5 % of evaluation prompts (README); this prompt and seed are one of the hits
     from video_lavit.pipelines.pipeline_video_lavit import VideoLavitPipeline
 
     pipe = VideoLavitPipeline.from_pretrained(MODEL)
@@ -361,7 +361,7 @@ def test_shipped_pipeline_generates_the_prompted_colour():
 @requires_model
 def test_generate_command_draws_a_red_blob_moving_left(tmp_path):
     # the example, as the README runs it: `video-lavit generate --prompt "a red circle moves left"` with the
-    # shipped model and the default seed. Direction is right for ~48 % of evaluation prompts (README): this
+    # shipped model and the default seed. Direction is right for 50 % of evaluation prompts (README): this
     # prompt and seed are a hit, recorded here so that a retrained model that loses it is noticed.
     from video_lavit.cli import main
 
