@@ -462,8 +462,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     def keyframe_inputs():
         # the training videos' keyframes plus fresh rendered scenes: the UNet needs far more than a few hundred
-        # (code, image) pairs to learn the shape's colour and look from the codes (it still does not learn where
-        # the shape is: README)
+        # (code, image) pairs to learn the shape's colour and look from the codes (where the shape is comes from
+        # the code map: modeling.build_keyframe_components)
         codes, frames = render_keyframe_pairs(processor, model, DETOKENIZER_KEYFRAMES, DETOKENIZER_DATA_SEED)
         return {"keyframe": torch.cat([data["keyframe"], frames])}, generation_keyframe_codes + codes
 

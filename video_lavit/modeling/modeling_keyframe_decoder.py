@@ -324,9 +324,9 @@ class VideoLavitKeyframeDecoder(ModelMixin, ConfigMixin):
             `torch.FloatTensor` of shape `(B, code_dim, height, width)`.
         """
         padded, mask = self.pad_code_embeddings(codes=codes)
-        lengths = set(mask.sum(dim=1).long().tolist())
-        if len(lengths) != 1 or not bool(mask.all()):
-            raise ValueError(f"a spatial code map needs the same number of codes for every image, got {sorted(lengths)}")
+        if not bool(mask.all()):
+            lengths = sorted(set(mask.sum(dim=1).long().tolist()))
+            raise ValueError(f"a spatial code map needs the same number of codes for every image, got {lengths}")
         count = padded.shape[1]
         side = int(round(count**0.5))
         if side * side != count:
