@@ -212,6 +212,47 @@ def test_generated_pads_are_deleted(tiny):
     assert forced.image_token_ids[0].numel() == 11 and not (forced.image_token_ids[0] == 2).any()
 
 
+class _BiasedHead(torch.nn.Module):
+    def __init__(self, head, bias):
+        super().__init__()
+        self.head, self.bias = head, bias
+
+    def forward(self, hidden_states):
+        return self.head(hidden_states) + self.bias
+
+
+def _favouring_deleted_ids(model):
+    """A copy of `model` that prefers eos and the stages' start tokens, which are deleted after generation."""
+    biased = copy.deepcopy(model)
+    bias = torch.zeros(model.config.vocab_size)
+    bias[[2, 32, 58]] = 50.0
+    biased.lm_head = _BiasedHead(biased.lm_head, bias)
+    return biased
+
+
+def test_codes_only_fills_every_position_with_a_code(tiny):
+    model = _favouring_deleted_ids(tiny)
+    kw = _kw(max_new_tokens=8, min_new_tokens=8)
+    original = model.generate_video_tokens(PROMPTS, do_sample_image=False, **kw)
+    # as the original: the favoured ids are generated, then deleted -> no keyframe codes, motion padded
+    assert all(codes.numel() == 0 for sample in original.keyframe_codes for codes in sample)
+    assert (original.motion_token_counts == 0).all()
+
+    out = model.generate_video_tokens(PROMPTS, do_sample_image=False, codes_only=True, **kw)
+    for sample in out.keyframe_token_ids:
+        assert sample[0].numel() == 8 and ((sample[0] >= 34) & (sample[0] < 58)).all()
+    assert (out.motion_token_counts == 8).all()
+    assert ((out.motion_token_ids >= 60) & (out.motion_token_ids < 76)).all()
+    image = model.generate_image_tokens([PROMPTS[0]], do_sample=False, codes_only=True, **_ikw(min_new_tokens=8,
+                                                                                                max_new_tokens=8))
+    assert image.image_codes[0].numel() == 8
+    # the end token stays allowed after min_new_tokens
+    model.lm_head.bias[33] = 100.0
+    early = model.generate_video_tokens(PROMPTS, do_sample_image=False, codes_only=True,
+                                        **_kw(max_new_tokens=8, min_new_tokens=2))
+    assert [sample[0].numel() for sample in early.keyframe_codes] == [2, 2]
+
+
 def test_motion_pruning_to_clip_length():
     layout = VideoLavitTokenLayout(**{**LAYOUT_FIELDS, "motion_tokens_per_clip": 4})
     ids, count = layout.prune_motion_ids(torch.tensor([58, 61, 1, 62, 59]))

@@ -135,6 +135,22 @@ class VideoLavitTokenLayout:
             (self.motion_start_token_id, self.motion_token_offset + self.motion_vocab_size),
         ]
 
+    @property
+    def keyframe_code_ranges(self) -> list[tuple[int, int]]:
+        """The keyframe stage restricted to what it keeps: ``[/IMG]`` and the visual codes."""
+        return [
+            (self.image_end_token_id, self.image_end_token_id + 1),
+            (self.visual_token_offset, self.visual_token_offset + self.visual_vocab_size),
+        ]
+
+    @property
+    def motion_code_ranges(self) -> list[tuple[int, int]]:
+        """The motion stage restricted to what it keeps: ``[/MOV]`` and the motion codes."""
+        return [
+            (self.motion_end_token_id, self.motion_end_token_id + 1),
+            (self.motion_token_offset, self.motion_token_offset + self.motion_vocab_size),
+        ]
+
     def wrap_image_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """Visual codes ``[K]`` (0..visual_vocab_size-1) -> LLM ids ``[K + 2]`` = ``[IMG] ids [/IMG]``."""
         codes = torch.as_tensor(codes)
@@ -493,6 +509,7 @@ class VideoLavitVideoTokenGenerationMixin:
         generator: torch.Generator | None = None,
         batched_cfg: bool = True,
         logits_processor: list | None = None,
+        codes_only: bool = False,
     ) -> ImageTokenGenerationOutput:
         """Text-to-image token generation: ``prompt ‖ [IMG]`` -> visual-code ids up to ``[/IMG]``.
 
@@ -506,6 +523,8 @@ class VideoLavitVideoTokenGenerationMixin:
                 separate second forward.
             logits_processor: extra processors applied last, after the range restriction and the sampling
                 warpers, right before the token is picked.
+            codes_only: emit only visual codes and ``[/IMG]``. The original (``False``) also allows unk/bos/eos
+                and ``[IMG]``, which are deleted afterwards and leave fewer codes than were generated.
         """
         layout = self.token_layout
         prompts = self._prompts_from_inputs(input_ids, attention_mask, layout)
@@ -513,9 +532,10 @@ class VideoLavitVideoTokenGenerationMixin:
             raise ValueError("generate_image_tokens needs `input_ids` (a text prompt per sample)")
         _check_counts(max_new_tokens, min_new_tokens)
         contexts, generated, _ = self._generate_token_stage(
-            prompts, layout.image_start_token_id, layout.image_end_token_id, layout.keyframe_allowed_ranges, layout,
-            guidance_scale, do_sample, top_k, top_p, temperature, max_new_tokens, min_new_tokens, generator,
-            batched_cfg, logits_processor,
+            prompts, layout.image_start_token_id, layout.image_end_token_id,
+            layout.keyframe_code_ranges if codes_only else layout.keyframe_allowed_ranges, layout, guidance_scale,
+            do_sample, top_k, top_p, temperature, max_new_tokens, min_new_tokens, generator, batched_cfg,
+            logits_processor,
         )
         return ImageTokenGenerationOutput(
             image_token_ids=generated,
@@ -544,6 +564,7 @@ class VideoLavitVideoTokenGenerationMixin:
         batched_cfg: bool = True,
         show_progress: bool = True,
         token_layout: VideoLavitTokenLayout | None = None,
+        codes_only: bool = False,
     ) -> VideoTokenGenerationOutput:
         """Keyframe + motion token generation, clip after clip (text-to-video, image-to-video, long video).
 
@@ -566,6 +587,9 @@ class VideoLavitVideoTokenGenerationMixin:
                 original (counts are reported in ``motion_token_counts``); ``False`` raises instead.
             generator: a `torch.Generator` making every sampled stage reproducible.
             token_layout: overrides the layout read from ``self.config`` (e.g. another clip length).
+            codes_only: each stage emits only its codes and its end token, so min/max_new_tokens count codes. The
+                original (``False``) also allows unk/bos/eos and the stage's start token, which are deleted
+                afterwards: a keyframe then has fewer codes than were generated, a clip's motion ids are padded.
 
         Returns:
             :class:`VideoTokenGenerationOutput`.
@@ -603,16 +627,18 @@ class VideoLavitVideoTokenGenerationMixin:
                     keyframes[i].append(images[i])
             else:
                 contexts, generated, _ = self._generate_token_stage(
-                    contexts, layout.image_start_token_id, layout.image_end_token_id, layout.keyframe_allowed_ranges,
-                    layout, guidance_scale_image, do_sample_image, top_k, top_p, temperature, max_image, min_image,
+                    contexts, layout.image_start_token_id, layout.image_end_token_id,
+                    layout.keyframe_code_ranges if codes_only else layout.keyframe_allowed_ranges, layout,
+                    guidance_scale_image, do_sample_image, top_k, top_p, temperature, max_image, min_image,
                     generator, batched_cfg,
                 )
                 for i in range(batch_size):
                     keyframes[i].append(generated[i])
                 steps.update(1)
             contexts, generated, _ = self._generate_token_stage(
-                contexts, layout.motion_start_token_id, layout.motion_end_token_id, layout.motion_allowed_ranges,
-                layout, guidance_scale_motion, do_sample_motion, top_k, top_p, temperature, max_motion, min_motion,
+                contexts, layout.motion_start_token_id, layout.motion_end_token_id,
+                layout.motion_code_ranges if codes_only else layout.motion_allowed_ranges, layout,
+                guidance_scale_motion, do_sample_motion, top_k, top_p, temperature, max_motion, min_motion,
                 generator, batched_cfg,
             )
             steps.update(1)

@@ -407,6 +407,16 @@ class VideoLavitPipeline(DiffusionPipeline):
 
     def _check_keyframe_codes(self, codes: list[torch.Tensor], clip: int) -> None:
         limit = self.keyframe_decoder.config.num_queries
+        if self.keyframe_pipeline.uses_code_map:
+            # the code map lays the codes on the full patch grid: only a whole grid fits
+            for sample, c in enumerate(codes):
+                if c.numel() != limit:
+                    raise ValueError(
+                        f"the LLM produced {c.numel()} visual codes for the keyframe of clip {clip} (sample {sample}); "
+                        f"this keyframe UNet reads them on the patch grid and needs exactly {limit}: set the keyframe "
+                        f"stage's min_new_tokens and max_new_tokens to {limit}"
+                    )
+            return
         for sample, c in enumerate(codes):
             if not 1 <= c.numel() <= limit:
                 raise ValueError(
@@ -536,13 +546,15 @@ class VideoLavitPipeline(DiffusionPipeline):
         input_ids = self.encode_prompt(prompts) if prompts is not None else None
         image_codes = self.encode_image(images, generator) if images is not None else None
 
-        # 2. LLM: keyframe tokens then motion tokens of every clip, each clip conditioned on all earlier ones
+        # 2. LLM: keyframe tokens then motion tokens of every clip, each clip conditioned on all earlier ones. A
+        #    keyframe UNet reading the code map needs the whole patch grid, so the LLM then emits codes only (the
+        #    special ids the original allows are deleted afterwards and would leave a hole in the grid)
         tokens = self.language_model.generate_video_tokens(
             input_ids=input_ids, num_clips=num_clips, image_token_ids=image_codes,
             guidance_scale_image=llm_guidance_scale, guidance_scale_motion=motion_guidance_scale,
             generator=self._llm_generator(generator), do_sample_motion=do_sample_motion, top_k=top_k, top_p=top_p,
             temperature=temperature, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
-            show_progress=show_progress,
+            show_progress=show_progress, codes_only=self.keyframe_pipeline.uses_code_map,
         )
 
         # 3. Motion tokens -> motion fields at the video latent size
@@ -659,7 +671,7 @@ class VideoLavitPipeline(DiffusionPipeline):
         tokens = self.language_model.generate_image_tokens(
             input_ids=self.encode_prompt(prompts), guidance_scale=llm_guidance_scale, do_sample=True, top_k=top_k,
             top_p=top_p, temperature=temperature, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
-            generator=self._llm_generator(generator),
+            generator=self._llm_generator(generator), codes_only=self.keyframe_pipeline.uses_code_map,
         )
         self._check_keyframe_codes(tokens.image_codes, 0)
         self._stage, self._clip_index = "keyframe", 0
