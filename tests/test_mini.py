@@ -383,6 +383,10 @@ def test_shipped_pipeline_samples_a_whole_code_grid_under_llm_guidance():
     out = pipe(prompt, generator=torch.Generator().manual_seed(seed), output_type="np", **kwargs)
     assert len(out.keyframe_token_ids[0][0]) == 16 and out.frames[0].shape == (24, 64, 64, 3)
     assert out.motion_token_ids.shape == (1, 1, 12)
+    # fewer keyframe tokens than the grid holds: refused before any diffusion, saying what to set
+    short = {**kwargs, "max_new_tokens": (8, 12), "min_new_tokens": (8, 12)}
+    with pytest.raises(ValueError, match="needs exactly 16"):
+        pipe(prompt, generator=torch.Generator().manual_seed(seed), output_type="np", **short)
 
 
 @requires_model
