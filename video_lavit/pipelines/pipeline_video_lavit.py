@@ -405,9 +405,9 @@ class VideoLavitPipeline(DiffusionPipeline):
         motion = tokenizer.reconstruct(codes, size=(height // scale, width // scale))
         return motion.float().reshape(batch, clips, *motion.shape[1:])
 
-    def _check_keyframe_codes(self, codes: list[torch.Tensor], clip: int) -> None:
+    def _check_keyframe_codes(self, codes: list[torch.Tensor], clip: int, keyframe_pipe) -> None:
         limit = self.keyframe_decoder.config.num_queries
-        if self.keyframe_pipeline.uses_code_map:
+        if keyframe_pipe.uses_code_map:
             # the code map lays the codes on the full patch grid: only a whole grid fits
             for sample, c in enumerate(codes):
                 if c.numel() != limit:
@@ -549,19 +549,19 @@ class VideoLavitPipeline(DiffusionPipeline):
         # 2. LLM: keyframe tokens then motion tokens of every clip, each clip conditioned on all earlier ones. A
         #    keyframe UNet reading the code map needs the whole patch grid, so the LLM then emits codes only (the
         #    special ids the original allows are deleted afterwards and would leave a hole in the grid)
+        keyframe_pipe, video_pipe = self.keyframe_pipeline, self.video_pipeline
         tokens = self.language_model.generate_video_tokens(
             input_ids=input_ids, num_clips=num_clips, image_token_ids=image_codes,
             guidance_scale_image=llm_guidance_scale, guidance_scale_motion=motion_guidance_scale,
             generator=self._llm_generator(generator), do_sample_motion=do_sample_motion, top_k=top_k, top_p=top_p,
             temperature=temperature, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
-            show_progress=show_progress, codes_only=self.keyframe_pipeline.uses_code_map,
+            show_progress=show_progress, codes_only=keyframe_pipe.uses_code_map,
         )
 
         # 3. Motion tokens -> motion fields at the video latent size
         motion = self.decode_motion(tokens.motion_codes, height, width)
 
         # 4. Per clip: keyframe image, then the clip's frames
-        keyframe_pipe, video_pipe = self.keyframe_pipeline, self.video_pipeline
         batch_size = motion.shape[0]
         keyframes, clips, last_frames = [], [], None
         for clip in range(num_clips):
@@ -571,7 +571,7 @@ class VideoLavitPipeline(DiffusionPipeline):
                 video_keyframe = [im.resize((width, height), PIL.Image.BICUBIC) for im in images]
             else:
                 codes = [tokens.keyframe_codes[b][clip] for b in range(batch_size)]
-                self._check_keyframe_codes(codes, clip)
+                self._check_keyframe_codes(codes, clip, keyframe_pipe)
                 self._stage, self._clip_index = "keyframe", clip
                 keyframe = keyframe_pipe(
                     codes=codes, height=keyframe_height, width=keyframe_width,
@@ -668,14 +668,15 @@ class VideoLavitPipeline(DiffusionPipeline):
         self._check_steps(num_inference_steps, "num_inference_steps")
         self._check_common(output_type, generator, callback_on_step_end_tensor_inputs)
 
+        keyframe_pipe = self.keyframe_pipeline
         tokens = self.language_model.generate_image_tokens(
             input_ids=self.encode_prompt(prompts), guidance_scale=llm_guidance_scale, do_sample=True, top_k=top_k,
             top_p=top_p, temperature=temperature, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
-            generator=self._llm_generator(generator), codes_only=self.keyframe_pipeline.uses_code_map,
+            generator=self._llm_generator(generator), codes_only=keyframe_pipe.uses_code_map,
         )
-        self._check_keyframe_codes(tokens.image_codes, 0)
+        self._check_keyframe_codes(tokens.image_codes, 0, keyframe_pipe)
         self._stage, self._clip_index = "keyframe", 0
-        images = self.keyframe_pipeline(
+        images = keyframe_pipe(
             codes=tokens.image_codes, height=height, width=width, num_inference_steps=num_inference_steps,
             guidance_scale=guidance_scale, generator=generator, output_type=output_type,
             callback_on_step_end=self._stage_callback(callback_on_step_end),
