@@ -291,6 +291,84 @@ def test_keyframe_diffusion_feeds_the_code_map_and_drops_it_with_the_other_condi
         torch.testing.assert_close(seen["noisy"][i, 4:], expected if kept[i] else torch.zeros_like(expected))
 
 
+def test_latent_foreground_weights_and_weighted_video_diffusion_loss():
+    from video_lavit.mini.detokenizers import VideoDiffusionTraining, latent_foreground_weights
+
+    # a 16-px square on an 8x8 latent grid of a 64-px frame: four whole cells of the shape, weight 1 + 10
+    frames = torch.full((2, 64, 64, 3), 20, dtype=torch.uint8)
+    frames[0, 8:24, 8:24] = torch.tensor(COLOURS["red"], dtype=torch.uint8)
+    weights = latent_foreground_weights(frames, (8, 8))
+    assert weights.shape == (2, 1, 8, 8)
+    expected = torch.ones(8, 8)
+    expected[1:3, 1:3] = 11.0
+    torch.testing.assert_close(weights[0, 0], expected)
+    torch.testing.assert_close(weights[1, 0], torch.ones(8, 8))  # no shape: plain loss
+    # half a cell covered: half the extra weight
+    frames[1, 0:4, 0:8] = 230
+    assert float(latent_foreground_weights(frames[1:], (8, 8))[0, 0, 0, 0]) == pytest.approx(6.0)
+
+    class Encoder(torch.nn.Module):
+        def forward(self, motion):
+            return SimpleNamespace(motion_hidden_states=torch.zeros(len(motion), 1, 1, 1))
+
+    class Oracle(torch.nn.Module):
+        """Predicts the v that makes the denoised latents exactly `latents + error`."""
+
+        def __init__(self, latents, error):
+            super().__init__()
+            self.latents, self.error = latents, error
+
+        def forward(self, unet_input, timestep, **kwargs):
+            sigma = torch.exp(4 * timestep).view(-1, 1, 1, 1, 1)
+            c_in = 1 / (sigma**2 + 1).sqrt()
+            noisy = unet_input[:, :, :4] / c_in
+            v = (self.latents + self.error - noisy / (sigma**2 + 1)) / (-sigma * c_in)
+            return SimpleNamespace(sample=v)
+
+    latents = torch.randn(1, 3, 4, 8, 8)
+    keyframe, motion = torch.randn(1, 4, 8, 8), torch.zeros(1, 2, 3, 8, 8)
+    latent_weights = weights[:1, None].expand(1, 3, 1, 8, 8)
+    on_shape, on_background = torch.zeros_like(latents), torch.zeros_like(latents)
+    on_shape[..., 1:3, 1:3] = 0.5
+    on_background[..., 5:7, 5:7] = 0.5  # the same number of wrong cells, away from the shape
+
+    def loss(error, weighted):
+        torch.manual_seed(0)  # the same sigma for every call
+        module = VideoDiffusionTraining(Oracle(latents, error), Encoder())
+        return float(module(latents, keyframe, motion, latent_weights if weighted else None)["loss"])
+
+    assert loss(torch.zeros_like(latents), True) < 1e-8
+    assert loss(on_shape, True) > 5 * loss(on_background, True)
+    assert loss(on_shape, False) == pytest.approx(loss(on_background, False), rel=1e-4)
+
+
+def test_text_to_video_pairs_keep_single_clips_from_frame_zero(tmp_path, monkeypatch):
+    from video_lavit.mini.modeling import build_processor
+    from video_lavit.mini.train import TEXT_TO_VIDEO_DATA_SEED, prepare_text_to_video_data
+
+    processor = build_processor()
+    data = prepare_text_to_video_data(processor, tmp_path, 6)
+    rows = build_dataset(6, seed=TEXT_TO_VIDEO_DATA_SEED, codec="libx264")
+    kept = []
+    for row in rows:
+        out = processor.video_processor([row["video"]], return_tensors="pt")
+        if len(out["motion_vectors"]) == 1 and int(out["keyframe_indices"][0]) == 0:
+            kept.append((row["caption"], out))
+    assert 0 < len(kept) == len(data["caption_ids"])
+    assert data["pixel_values"].shape == (len(kept), 3, 32, 32)
+    assert data["motion_vectors"].shape == (len(kept), 2, 24, 8, 8)
+    for i, (caption, out) in enumerate(kept):
+        assert processor.tokenizer.decode(data["caption_ids"][i]) == caption
+        torch.testing.assert_close(data["motion_vectors"][i], out["motion_vectors"][0])
+        torch.testing.assert_close(data["pixel_values"][i], out["pixel_values"][0])
+    # cached: a second call reads the file instead of rendering again
+    from video_lavit.mini import train
+
+    monkeypatch.setattr(train, "build_dataset", lambda *a, **k: pytest.fail("rendered again"))
+    again = prepare_text_to_video_data(processor, tmp_path, 6)
+    torch.testing.assert_close(again["motion_vectors"], data["motion_vectors"])
+
+
 @pytest.fixture(scope="module")
 def understanding():
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -434,9 +512,10 @@ def test_shipped_folder_is_small_and_safetensors():
 def test_training_command_runs_end_to_end(tmp_path):
     from video_lavit.mini import train
 
-    log = train.main(["--out", str(tmp_path), "--scale", "0.01", "--videos", "8"])
+    log = train.main(["--out", str(tmp_path), "--scale", "0.01", "--videos", "8", "--text-to-video-videos", "8"])
     assert (tmp_path / "model" / "model_index.json").is_file()
-    assert set(log["times"]) >= {"data", "visual_encoder", "motion_tokenizer", "visual_quantizer", "language_model",
+    assert set(log["times"]) >= {"data", "visual_encoder", "motion_tokenizer", "visual_quantizer",
+                                 "text_to_video_data", "language_model",
                                  "keyframe_detokenizer", "video_detokenizer", "save"}
     # the video detokenizer trained in the second process (the default --jobs 2) and its losses came back
     assert (tmp_path / "train_log.video.json").is_file() and log["video_unet"] and log["video_vae"]

@@ -143,8 +143,9 @@ class VideoDiffusionTraining(nn.Module):
         self.time_ids = (float(fps), float(motion_bucket_id), float(noise_aug_strength))
         self.noise_aug_strength = noise_aug_strength
 
-    def forward(self, latents, keyframe_latents, motion):
-        # latents [B, T, 4, h, w] (scaled), keyframe_latents [B, 4, h, w], motion [B, 2, T, h, w]
+    def forward(self, latents, keyframe_latents, motion, latent_weights=None):
+        # latents [B, T, 4, h, w] (scaled), keyframe_latents [B, 4, h, w], motion [B, 2, T, h, w],
+        # latent_weights [B, T, 1, h, w] (optional: per-cell weights of the loss)
         batch, frames = latents.shape[:2]
         keep = (torch.rand(batch) > CONDITION_DROPOUT).float()
         features = self.motion_encoder(motion).motion_hidden_states * keep.view(-1, 1, 1, 1)
@@ -160,7 +161,18 @@ class VideoDiffusionTraining(nn.Module):
         v = self.unet(unet_input, timestep, encoder_hidden_states=features, added_time_ids=time_ids).sample
         denoised = v * (-sigma * c_in) + noisy / (sigma**2 + 1)
         weight = (sigma**2 + 1) / sigma**2
-        return {"loss": (weight * (denoised - latents) ** 2).mean()}
+        error = weight * (denoised - latents) ** 2
+        if latent_weights is None:
+            return {"loss": error.mean()}
+        return {"loss": (latent_weights * error).mean() / latent_weights.mean()}
+
+
+def latent_foreground_weights(frames: torch.Tensor, latent_size: tuple[int, int],
+                              foreground_weight: float = FOREGROUND_WEIGHT) -> torch.Tensor:
+    """uint8 `[N, H, W, 3]` -> `[N, 1, h, w]`: `1 + foreground_weight * (share of the latent cell's pixels that are
+    the shape)`, the video UNet's counterpart of `AutoencoderTraining`'s foreground weighting."""
+    mask = foreground_mask(to_unit_range(frames))
+    return 1.0 + foreground_weight * F.adaptive_avg_pool2d(mask, latent_size)
 
 
 def _schedule(schedule: tuple[int, int, float], scale: float) -> dict:
@@ -213,17 +225,19 @@ def train_video_detokenizer(components: dict, model, data: dict, motion_codes, w
     factor = set_scaling_factor(vae, clips[:16].flatten(0, 1))
     motion_tokenizer = model.model.motion_tokenizer.eval()
     with torch.no_grad():
-        latents, keys, motions = [], [], []
+        latents, keys, motions, weights = [], [], [], []
         for s in range(0, len(clips), 16):
             batch = clips[s : s + 16]
             z = vae.encode(to_unit_range(batch.flatten(0, 1))).latent_dist.mode()
             latents.append(z.unflatten(0, batch.shape[:2]) * factor)
+            # the shape covers a few of the 8x8 latent cells; unweighted, the loss is mostly the empty background
+            weights.append(latent_foreground_weights(batch.flatten(0, 1), tuple(z.shape[-2:])).unflatten(0, batch.shape[:2]))
             keys.append(vae.encode(to_unit_range(batch[:, 0])).latent_dist.mode())
             h, w = z.shape[-2:]
             # the detokenizer learns from the motion the LLM will hand it: tokenizer codes, decoded
             motions.append(motion_tokenizer.reconstruct(motion_codes[s : s + 16], size=(h, w)))
     rows = TensorRows({"latents": torch.cat(latents), "keyframe_latents": torch.cat(keys),
-                       "motion": torch.cat(motions)})
+                       "motion": torch.cat(motions), "latent_weights": torch.cat(weights)})
     module = VideoDiffusionTraining(components["video_unet"].train(), components["motion_encoder"].train())
     log["video_unet"] = run_trainer(module, rows, stack_collate, **_schedule(VIDEO_UNET_SCHEDULE, scale), seed=seed,
                                     output_dir=str(work / "video_unet"))

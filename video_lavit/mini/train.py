@@ -62,6 +62,7 @@ TRAIN_VIDEOS = 1600
 TRAIN_DATA_SEED = 1
 QUESTIONS_PER_VIDEO = 2
 TEXT_TO_VIDEO_REPEATS = 3
+LANGUAGE_MODEL_STEPS = 3600
 STAGES = ("language_model", "keyframe", "video")
 
 
@@ -128,6 +129,34 @@ def prepare_data(processor, cache: Path, num_videos: int) -> dict:
             data["keyframe"].append(torch.from_numpy(render_frames(spec, [0.0], KEYFRAME_SIZE, KEYFRAME_SIZE)[0]))
     data = {k: (torch.cat(v) if k in ("pixel_values", "motion_vectors") else torch.stack(v) if k in ("clip", "keyframe")
                 else torch.tensor(v) if k in ("clips", "full") else v) for k, v in data.items()}
+    torch.save(data, path)
+    return data
+
+
+TEXT_TO_VIDEO_VIDEOS = 3000
+TEXT_TO_VIDEO_DATA_SEED = 4
+
+
+def prepare_text_to_video_data(processor, cache: Path, num_videos: int) -> dict:
+    """More text -> video pairs for the LLM (cached in ``cache/text_to_video.pt``): h264 videos of fresh scenes,
+    the ones whose single clip starts at frame 0, as ``pixel_values`` ``[N, 3, 32, 32]``, ``motion_vectors``
+    ``[N, 2, 24, 8, 8]`` and ``caption_ids``. The 940 such clips of the main set are too few for the LLM to learn
+    where the motion belongs given the keyframe."""
+    path = cache / "text_to_video.pt"
+    if path.is_file():
+        return torch.load(path, weights_only=False)
+    from tqdm.auto import tqdm
+
+    data = {"pixel_values": [], "motion_vectors": [], "caption_ids": []}
+    dataset = build_dataset(num_videos, seed=TEXT_TO_VIDEO_DATA_SEED, codec="libx264")
+    for row in tqdm(dataset, desc="preparing text -> video pairs"):
+        out = processor.video_processor([row["video"]], return_tensors="pt")
+        if len(out["motion_vectors"]) != 1 or int(out["keyframe_indices"][0]) != 0:
+            continue
+        data["pixel_values"].append(out["pixel_values"])
+        data["motion_vectors"].append(out["motion_vectors"])
+        data["caption_ids"].append(torch.tensor(processor.tokenizer(row["caption"], add_special_tokens=False)["input_ids"]))
+    data = {k: torch.cat(v) if k != "caption_ids" else v for k, v in data.items()}
     torch.save(data, path)
     return data
 
@@ -248,10 +277,18 @@ def tokenize_motion(model, motion_vectors: torch.Tensor) -> torch.Tensor:
     return torch.cat([tok.encode(motion_vectors[s : s + 64]) for s in range(0, len(motion_vectors), 64)])
 
 
-def train_language_model(model, data, keyframe_codes, motion_codes, work: Path, scale: float, log: dict) -> None:
+def train_language_model(model, data, keyframe_codes, motion_codes, work: Path, scale: float, log: dict,
+                         extra: dict | None = None) -> None:
+    """``extra``: more text -> video pairs (`prepare_text_to_video_data`), with their ``keyframe_codes`` /
+    ``motion_codes``, each given once (and every fourth also without text)."""
     from ..training import VideoLavitDataCollator
 
     features = []
+    if extra is not None:
+        for i, caption in enumerate(extra["caption_ids"]):
+            for text in (caption, torch.zeros(0, dtype=torch.long)) if i % 4 == 0 else (caption,):
+                features.append({"text_ids": text, "keyframe_codes": [extra["keyframe_codes"][i]],
+                                 "motion_codes": extra["motion_codes"][i : i + 1]})
     firsts = first_clip_rows(data)
     for i, (first, count) in enumerate(zip(firsts.tolist(), data["clips"].tolist())):
         clips = slice(first, first + count)
@@ -287,7 +324,7 @@ def train_language_model(model, data, keyframe_codes, motion_codes, work: Path, 
     tok.feature_projection.requires_grad_(True)
     model.model.motion_tokenizer.requires_grad_(False)
     model.train()
-    log["language_model"] = run_trainer(LanguageModelTraining(model), Rows(), collator, steps=int(1800 * scale),
+    log["language_model"] = run_trainer(LanguageModelTraining(model), Rows(), collator, steps=int(LANGUAGE_MODEL_STEPS * scale),
                                         batch_size=16, learning_rate=3e-3, weight_decay=0.01, seed=SEED,
                                         output_dir=str(work / "language_model"), warmup_steps=50)
     model.eval()
@@ -371,6 +408,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", required=True, help="output folder (DIR/model is the trained model)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies every stage's step count")
     parser.add_argument("--videos", type=int, default=TRAIN_VIDEOS, help="number of synthetic training videos")
+    parser.add_argument("--text-to-video-videos", type=int, default=TEXT_TO_VIDEO_VIDEOS, help="videos rendered "
+                        "for extra text -> video pairs of the language model (0: none)")
     parser.add_argument("--stages", default="all", help=f"comma list of stages to train, from {STAGES}; stages "
                         "already trained under DIR/stages are loaded instead")
     parser.add_argument("--jobs", type=int, default=2, help="with 2, the video detokenizer trains in a second "
@@ -439,7 +478,13 @@ def main(argv: list[str] | None = None) -> dict:
         video_job = _start_video_job(args, out)
         torch.set_num_threads(1)
     if "language_model" in stages and not llm_dir.is_dir():
-        train_language_model(model, data, keyframe_codes, motion_codes, work, args.scale, log)
+        extra = None
+        if args.text_to_video_videos:
+            extra = prepare_text_to_video_data(processor, work, args.text_to_video_videos)
+            extra["keyframe_codes"] = tokenize_keyframes(model, extra["pixel_values"])
+            extra["motion_codes"] = tokenize_motion(model, extra["motion_vectors"])
+            lap("text_to_video_data")
+        train_language_model(model, data, keyframe_codes, motion_codes, work, args.scale, log, extra)
         model.eval().save_pretrained(llm_dir)
         lap("language_model")
 
