@@ -426,7 +426,7 @@ def test_shipped_pipeline_generates_a_moving_blob():
 
 @requires_model
 def test_shipped_pipeline_generates_the_prompted_colour():
-    # the colour is right for 92.5 % of evaluation prompts (README); this prompt and seed are one of the hits
+    # the colour is right for 87.5 % of evaluation prompts (README); this prompt and seed are one of the hits
     from video_lavit.pipelines.pipeline_video_lavit import VideoLavitPipeline
 
     pipe = VideoLavitPipeline.from_pretrained(MODEL)
@@ -439,13 +439,13 @@ def test_shipped_pipeline_generates_the_prompted_colour():
 @requires_model
 def test_shipped_pipeline_samples_a_whole_code_grid_under_llm_guidance():
     # under the original's LLM guidance the LLM now and then samples ids that are deleted afterwards (eos, a second
-    # [IMG]): this prompt and seed leave 15 keyframe codes. The keyframe UNet reads the codes on the 4x4 patch grid
+    # [IMG]): this prompt and seed leave 12 keyframe codes (the prompt loses some for most seeds). The keyframe UNet reads the codes on the 4x4 patch grid
     # and needs all 16, so the pipeline restricts the LLM to codes.
     from video_lavit.pipelines.pipeline_video_lavit import VideoLavitPipeline
 
     pipe = VideoLavitPipeline.from_pretrained(MODEL)
     pipe.set_progress_bar_config(disable=True)
-    prompt, seed = "a blue triangle moves up", 9
+    prompt, seed = "a green square moves down", 1
     token_kwargs = dict(
         guidance_scale_image=GENERATION_KWARGS["llm_guidance_scale"],
         guidance_scale_motion=GENERATION_KWARGS["motion_guidance_scale"], top_k=GENERATION_KWARGS["top_k"],
@@ -456,7 +456,7 @@ def test_shipped_pipeline_samples_a_whole_code_grid_under_llm_guidance():
     unrestricted = pipe.language_model.generate_video_tokens(
         input_ids=ids, generator=torch.Generator().manual_seed(seed), **token_kwargs
     )
-    assert unrestricted.keyframe_codes[0][0].numel() == 15
+    assert unrestricted.keyframe_codes[0][0].numel() < 16
     kwargs = {**GENERATION_KWARGS, "keyframe_num_inference_steps": 10, "num_inference_steps": 8}
     out = pipe(prompt, generator=torch.Generator().manual_seed(seed), output_type="np", **kwargs)
     assert len(out.keyframe_token_ids[0][0]) == 16 and out.frames[0].shape == (24, 64, 64, 3)
@@ -479,14 +479,14 @@ def test_generate_command_draws_a_travelling_red_blob(tmp_path):
         frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
     assert frames.shape == (24, 64, 64, 3)
     reading = read_blob(frames)
-    assert reading.colour == "red"
-    assert max(abs(d) for d in reading.displacement) > 10  # it travels, it does not just jitter
+    assert reading.colour == "red" and reading.direction == "left"
+    assert reading.displacement[0] < -10  # it travels, it does not just jitter
 
 
 @requires_model
 def test_shipped_pipeline_moves_the_red_circle_left_for_most_seeds():
-    # the prompt over the seeds 0-5: 5 of the 6 clips move left (seed 0 goes up); direction is right for
-    # 50 % of evaluation prompts (README), so one prompt's seeds are a coarse check that a retrained model keeps it
+    # the prompt over the seeds 0-5: 5 of the 6 clips move left (seed 4 goes down); direction is right for
+    # 80 % of evaluation prompts (README), so one prompt's seeds are a coarse check that a retrained model keeps it
     from video_lavit.pipelines.pipeline_video_lavit import VideoLavitPipeline
 
     pipe = VideoLavitPipeline.from_pretrained(MODEL)
