@@ -439,8 +439,8 @@ def test_shipped_pipeline_generates_the_prompted_colour():
 @requires_model
 def test_shipped_pipeline_samples_a_whole_code_grid_under_llm_guidance():
     # under the original's LLM guidance the LLM now and then samples ids that are deleted afterwards (eos, a second
-    # [IMG]): this prompt and seed leave 12 keyframe codes (the prompt loses some for most seeds). The keyframe UNet reads the codes on the 4x4 patch grid
-    # and needs all 16, so the pipeline restricts the LLM to codes.
+    # [IMG]): this prompt and seed leave 12 keyframe codes (the prompt loses some for most seeds). The keyframe UNet
+    # reads the codes on the 4x4 patch grid and needs all 16, so the pipeline restricts the LLM to codes.
     from video_lavit.pipelines.pipeline_video_lavit import VideoLavitPipeline
 
     pipe = VideoLavitPipeline.from_pretrained(MODEL)

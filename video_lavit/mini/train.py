@@ -13,7 +13,8 @@ Stages (each trained with `transformers.Trainer`; results are cached under ``DIR
 2. motion tokenizer (MSE + EMA codebook with dead-code restarts);
 3. keyframe tokenizer (token merger + VQ reconstructing the standardised encoder features);
 4. language model on joint sequences, both directions (caption -> keyframe + motion tokens; video + question ->
-   answer); the ViT and merger stay frozen, `feature_projection` (vit_proj) trains with the LLM;
+   answer), plus text -> video pairs from extra videos rendered while the second process trains stage 6; the ViT
+   and merger stay frozen, `feature_projection` (vit_proj) trains with the LLM;
 5. keyframe detokenizer (AutoencoderKL, then keyframe decoder + UNet2DConditionModel with the DDPM loss, on the
    training keyframes plus freshly rendered scenes);
 6. video detokenizer (temporal-decoder VAE, then motion encoder + spatio-temporal UNet with the EDM loss).
@@ -155,7 +156,8 @@ def prepare_text_to_video_data(processor, cache: Path, num_videos: int) -> dict:
             continue
         data["pixel_values"].append(out["pixel_values"])
         data["motion_vectors"].append(out["motion_vectors"])
-        data["caption_ids"].append(torch.tensor(processor.tokenizer(row["caption"], add_special_tokens=False)["input_ids"]))
+        caption = processor.tokenizer(row["caption"], add_special_tokens=False)["input_ids"]
+        data["caption_ids"].append(torch.tensor(caption))
     data = {k: torch.cat(v) if k != "caption_ids" else v for k, v in data.items()}
     torch.save(data, path)
     return data
@@ -324,9 +326,10 @@ def train_language_model(model, data, keyframe_codes, motion_codes, work: Path, 
     tok.feature_projection.requires_grad_(True)
     model.model.motion_tokenizer.requires_grad_(False)
     model.train()
-    log["language_model"] = run_trainer(LanguageModelTraining(model), Rows(), collator, steps=int(LANGUAGE_MODEL_STEPS * scale),
-                                        batch_size=16, learning_rate=3e-3, weight_decay=0.01, seed=SEED,
-                                        output_dir=str(work / "language_model"), warmup_steps=50)
+    log["language_model"] = run_trainer(LanguageModelTraining(model), Rows(), collator,
+                                        steps=int(LANGUAGE_MODEL_STEPS * scale), batch_size=16, learning_rate=3e-3,
+                                        weight_decay=0.01, seed=SEED, output_dir=str(work / "language_model"),
+                                        warmup_steps=50)
     model.eval()
 
 
