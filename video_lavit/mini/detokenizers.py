@@ -234,11 +234,10 @@ def train_video_detokenizer(components: dict, model, data: dict, motion_codes, w
             batch = clips[s : s + 16]
             z = vae.encode(to_unit_range(batch.flatten(0, 1))).latent_dist.mode()
             latents.append(z.unflatten(0, batch.shape[:2]) * factor)
-            # the shape covers a few of the 8x8 latent cells; unweighted, the loss is mostly the empty background
-            cells = latent_foreground_weights(batch.flatten(0, 1), tuple(z.shape[-2:]))
-            weights.append(cells.unflatten(0, batch.shape[:2]))
-            keys.append(vae.encode(to_unit_range(batch[:, 0])).latent_dist.mode())
             h, w = z.shape[-2:]
+            # the shape covers a few of the 8x8 latent cells; unweighted, the loss is mostly the empty background
+            weights.append(latent_foreground_weights(batch.flatten(0, 1), (h, w)).unflatten(0, batch.shape[:2]))
+            keys.append(vae.encode(to_unit_range(batch[:, 0])).latent_dist.mode())
             # the detokenizer learns from the motion the LLM will hand it: tokenizer codes, decoded
             motions.append(motion_tokenizer.reconstruct(motion_codes[s : s + 16], size=(h, w)))
     rows = TensorRows({"latents": torch.cat(latents), "keyframe_latents": torch.cat(keys),

@@ -116,7 +116,7 @@ def prepare_data(processor, cache: Path, num_videos: int) -> dict:
         data["pixel_values"].append(out["pixel_values"])
         data["motion_vectors"].append(out["motion_vectors"])
         data["clips"].append(len(out["motion_vectors"]))
-        full = len(out["motion_vectors"]) == 1 and int(out["keyframe_indices"][0]) == 0
+        full = one_clip_from_frame_zero(out)
         data["full"].append(full)
         for q in range(QUESTIONS_PER_VIDEO):
             question, answer = question_answer(spec, index + 3 * q)
@@ -152,7 +152,7 @@ def prepare_text_to_video_data(processor, cache: Path, num_videos: int) -> dict:
     dataset = build_dataset(num_videos, seed=TEXT_TO_VIDEO_DATA_SEED, codec="libx264")
     for row in tqdm(dataset, desc="preparing text -> video pairs"):
         out = processor.video_processor([row["video"]], return_tensors="pt")
-        if len(out["motion_vectors"]) != 1 or int(out["keyframe_indices"][0]) != 0:
+        if not one_clip_from_frame_zero(out):
             continue
         data["pixel_values"].append(out["pixel_values"])
         data["motion_vectors"].append(out["motion_vectors"])
@@ -161,6 +161,12 @@ def prepare_text_to_video_data(processor, cache: Path, num_videos: int) -> dict:
     data = {k: torch.cat(v) if k != "caption_ids" else v for k, v in data.items()}
     torch.save(data, path)
     return data
+
+
+def one_clip_from_frame_zero(processed: dict) -> bool:
+    """Whether the video processor cut the video into a single clip starting at frame 0 (the videos whose clip the
+    scene can re-render as a target, and whose caption describes exactly that clip)."""
+    return len(processed["motion_vectors"]) == 1 and int(processed["keyframe_indices"][0]) == 0
 
 
 def first_clip_rows(data: dict) -> torch.Tensor:
@@ -286,11 +292,17 @@ def train_language_model(model, data, keyframe_codes, motion_codes, work: Path, 
     from ..training import VideoLavitDataCollator
 
     features = []
+
+    def add_text_to_video(index: int, caption, keyframe, motion, copies: int) -> None:
+        """`copies` samples caption -> keyframe + motion; every fourth pair (by `index`) also without text, the
+        CFG's unconditional branch."""
+        texts = [caption] * copies + ([torch.zeros(0, dtype=torch.long)] if index % 4 == 0 else [])
+        for text in texts:
+            features.append({"text_ids": text, "keyframe_codes": [keyframe], "motion_codes": motion})
+
     if extra is not None:
         for i, caption in enumerate(extra["caption_ids"]):
-            for text in (caption, torch.zeros(0, dtype=torch.long)) if i % 4 == 0 else (caption,):
-                features.append({"text_ids": text, "keyframe_codes": [extra["keyframe_codes"][i]],
-                                 "motion_codes": extra["motion_codes"][i : i + 1]})
+            add_text_to_video(i, caption, extra["keyframe_codes"][i], extra["motion_codes"][i : i + 1], copies=1)
     firsts = first_clip_rows(data)
     for i, (first, count) in enumerate(zip(firsts.tolist(), data["clips"].tolist())):
         clips = slice(first, first + count)
@@ -304,14 +316,9 @@ def train_language_model(model, data, keyframe_codes, motion_codes, work: Path, 
         if not data["full"][i]:
             continue
         # text -> video (one clip from frame 0), repeated: a video gives one such sample but two questions, and
-        # with a single copy the generated motion went the captioned way less often; every fourth sample also
-        # without text, the CFG's unconditional branch
-        for _ in range(TEXT_TO_VIDEO_REPEATS):
-            features.append({"text_ids": data["caption_ids"][i], "keyframe_codes": [keyframe_codes[first]],
-                             "motion_codes": motion_codes[first : first + 1]})
-        if i % 4 == 0:
-            features.append({"text_ids": torch.zeros(0, dtype=torch.long), "keyframe_codes": [keyframe_codes[first]],
-                             "motion_codes": motion_codes[first : first + 1]})
+        # with a single copy the generated motion went the captioned way less often
+        add_text_to_video(i, data["caption_ids"][i], keyframe_codes[first], motion_codes[first : first + 1],
+                          copies=TEXT_TO_VIDEO_REPEATS)
 
     class Rows(torch.utils.data.Dataset):
         def __len__(self):
