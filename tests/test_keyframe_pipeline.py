@@ -139,7 +139,7 @@ def test_save_and_reload_gives_the_same_image(pipe, tmp_path):
     reloaded = VideoLavitKeyframePipeline.from_pretrained(tmp_path)
     reloaded.set_progress_bar_config(disable=True)
     assert isinstance(reloaded.scheduler, DDIMScheduler)
-    np.testing.assert_allclose(run(reloaded, seed=5), run(pipe, seed=5), atol=1e-5)
+    np.testing.assert_allclose(run(reloaded, seed=5), run(pipe, seed=5), atol=1e-4)
 
 
 def test_euler_ancestral_scheduler_uses_the_generator():
@@ -236,7 +236,7 @@ def test_convert_released_layout_to_pipeline(pipe, tmp_path):
     reloaded = VideoLavitKeyframePipeline.from_pretrained(tmp_path / "converted")
     reloaded.set_progress_bar_config(disable=True)
     assert isinstance(converted.scheduler, DDIMScheduler)
-    np.testing.assert_allclose(run(reloaded, seed=2), run(pipe, seed=2), atol=1e-5)
+    np.testing.assert_allclose(run(reloaded, seed=2), run(pipe, seed=2), atol=1e-4)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="model CPU offload needs an accelerator")

@@ -97,8 +97,9 @@ def test_parts_saved_by_the_sub_pipelines_assemble_save_and_reload_to_identical_
     out = reloaded(PROMPT, generator=seeded(0), output_type="np", **FAST)  # default sizes come from the config
     torch.testing.assert_close(out.motion_token_ids, t2v.motion_token_ids, rtol=0, atol=0)
     assert [k.tolist() for k in out.keyframe_token_ids[0]] == [k.tolist() for k in t2v.keyframe_token_ids[0]]
-    np.testing.assert_allclose(out.frames, t2v.frames, atol=1e-5)
-    np.testing.assert_allclose(out.keyframes, t2v.keyframes, atol=1e-5)
+    np.testing.assert_allclose(out.frames, t2v.frames, atol=1e-4)
+    # keyframes pass through uint8 (PIL): float noise of ~1e-5 may flip one 1/255 step
+    np.testing.assert_allclose(out.keyframes, t2v.keyframes, atol=1 / 255 + 1e-6)
 
 
 def test_tiny_folder_builder_is_deterministic_and_its_parts_load_alone(pipe, tmp_path):
@@ -214,7 +215,7 @@ def test_model_cpu_offload_hooks_give_the_same_video(pipe, t2v):
         out = pipe(PROMPT, generator=seeded(0), output_type="np", **FAST)
     finally:
         pipe.remove_all_hooks()
-    np.testing.assert_allclose(out.frames, t2v.frames, atol=1e-5)
+    np.testing.assert_allclose(out.frames, t2v.frames, atol=1e-4)
 
 
 @pytest.mark.parametrize(
